@@ -1,0 +1,79 @@
+package topics
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// EmbeddedOptions configure the in-process broker.
+type EmbeddedOptions struct {
+	// DataDir keeps every topic on disk so a restart loses nothing. Empty
+	// keeps data in memory only (tests).
+	DataDir string
+	// Port the first broker listens on, on 127.0.0.1; 0 picks a free one.
+	Port int
+	// Brokers in the cluster. Default 1; tests use 3 for failure cases.
+	Brokers int
+	// Logger receives the broker's warnings and errors. Default: discarded.
+	Logger *slog.Logger
+}
+
+// Embedded is an in-process Kafka-protocol broker (kfake) that livetab runs
+// when no brokers are configured. Clients reach it over TCP like any other
+// cluster.
+type Embedded struct {
+	*kfake.Cluster
+}
+
+// StartEmbedded starts the in-process broker. Close it to flush its data
+// directory.
+func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
+	n := opts.Brokers
+	if n <= 0 {
+		n = 1
+	}
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(n),
+		// Topics are created by Ensure with their declared settings, never
+		// by a client that happens to ask first.
+		kfake.BrokerConfigs(map[string]string{"auto.create.topics.enable": "false"}),
+	}
+	if opts.Port != 0 {
+		ports := make([]int, n)
+		for i := range ports {
+			ports[i] = opts.Port + i
+		}
+		kopts = append(kopts, kfake.Ports(ports...))
+	}
+	if opts.DataDir != "" {
+		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("topics: embedded broker data dir: %w", err)
+		}
+		kopts = append(kopts, kfake.DataDir(opts.DataDir))
+	}
+	if opts.Logger != nil {
+		kopts = append(kopts, kfake.WithLogger(slogLogger{opts.Logger}))
+	}
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("topics: start embedded broker: %w", err)
+	}
+	return &Embedded{Cluster: c}, nil
+}
+
+// Addrs are the brokers' host:port addresses.
+func (e *Embedded) Addrs() []string { return e.ListenAddrs() }
+
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		s.l.Error(fmt.Sprintf(msg, args...), "part", "broker")
+	case kfake.LogLevelWarn:
+		s.l.Warn(fmt.Sprintf(msg, args...), "part", "broker")
+	}
+}

@@ -1,0 +1,160 @@
+package topics_test
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/livetab/livetab/topics"
+)
+
+func startEmbedded(t *testing.T, dir string) *topics.Embedded {
+	t.Helper()
+	e, err := topics.StartEmbedded(topics.EmbeddedOptions{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+func TestEnsureCreatesAndChecks(t *testing.T) {
+	e := startEmbedded(t, "")
+	k := topics.Kafka{Brokers: e.Addrs(), Topics: topics.Config{Partitions: 4}}
+	ctx := context.Background()
+	if err := topics.EnsureAll(ctx, k); err != nil {
+		t.Fatalf("first ensure: %v", err)
+	}
+	if err := topics.EnsureAll(ctx, k); err != nil {
+		t.Fatalf("second ensure must accept what the first created: %v", err)
+	}
+	admin, err := k.NewClusterAdmin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	got, err := admin.ListTopics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range topics.Catalog(k.Topics) {
+		d, ok := got[s.Name]
+		if !ok {
+			t.Errorf("topic %s not created", s.Name)
+			continue
+		}
+		if d.NumPartitions != 4 {
+			t.Errorf("%s: %d partitions, want 4", s.Name, d.NumPartitions)
+		}
+		if p := d.ConfigEntries["cleanup.policy"]; p == nil || *p != s.Policy {
+			t.Errorf("%s: cleanup.policy %v, want %s", s.Name, p, s.Policy)
+		}
+	}
+}
+
+func TestEnsureRejectsMismatch(t *testing.T) {
+	tests := []struct {
+		name       string
+		topic      string
+		partitions int32
+		policy     string
+		wantInErr  string
+	}{
+		{"view not compacted", string(topics.View), 8, "delete", "cleanup.policy=delete"},
+		{"fewer partitions", string(topics.Hits), 2, "delete", "has 2 partitions, declared 8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startEmbedded(t, "")
+			k := topics.Kafka{Brokers: e.Addrs()}
+			admin, err := k.NewClusterAdmin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer admin.Close()
+			policy := tt.policy
+			if err := admin.CreateTopic(tt.topic, &sarama.TopicDetail{NumPartitions: tt.partitions, ReplicationFactor: 1,
+				ConfigEntries: map[string]*string{"cleanup.policy": &policy}}, false); err != nil {
+				t.Fatal(err)
+			}
+			err = topics.EnsureAll(context.Background(), k)
+			if !errors.Is(err, topics.ErrMismatch) {
+				t.Fatalf("err = %v, want ErrMismatch", err)
+			}
+			if !strings.Contains(err.Error(), tt.topic) || !strings.Contains(err.Error(), tt.wantInErr) {
+				t.Fatalf("error %q should name topic %q and %q", err, tt.topic, tt.wantInErr)
+			}
+		})
+	}
+}
+
+func TestEmbeddedKeepsDataAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	e := startEmbedded(t, dir)
+	k := topics.Kafka{Brokers: e.Addrs()}
+	if err := topics.EnsureAll(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	p, err := k.NewSyncProducer("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, off, err := p.SendMessage(&sarama.ProducerMessage{Topic: string(topics.Hits), Key: sarama.StringEncoder("s1"), Value: sarama.StringEncoder("hello")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	e.Close()
+
+	e2 := startEmbedded(t, dir)
+	k2 := topics.Kafka{Brokers: e2.Addrs()}
+	if err := topics.EnsureAll(context.Background(), k2); err != nil {
+		t.Fatalf("ensure after restart: %v", err)
+	}
+	c, err := sarama.NewConsumer(k2.Brokers, k2.SaramaConfig("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pc, err := c.ConsumePartition(string(topics.Hits), part, off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	select {
+	case m := <-pc.Messages():
+		if string(m.Value) != "hello" || string(m.Key) != "s1" {
+			t.Fatalf("got %q=%q after restart", m.Key, m.Value)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("message written before the restart was not read back")
+	}
+}
+
+func TestHasherPartitionsByPrefix(t *testing.T) {
+	sum := func(key string) uint32 {
+		h := topics.Hasher()
+		h.Write([]byte(key))
+		return h.Sum32()
+	}
+	for _, key := range []string{"demo", "acme", "0195a3c4-session"} {
+		f := fnv.New32a()
+		f.Write([]byte(key))
+		if sum(key) != f.Sum32() {
+			t.Errorf("%q: a key without separator must hash like goka's default", key)
+		}
+		for _, slot := range []uint64{0, 7, 99, 1234} {
+			if got := sum(topics.ViewKey(key, slot)); got != sum(key) {
+				t.Errorf("ViewKey(%q, %d) hashes apart from its account", key, slot)
+			}
+		}
+		if sum(topics.LinkKey(key, "spring")) != sum(key) {
+			t.Errorf("LinkKey(%q) hashes apart from its account", key)
+		}
+	}
+}
