@@ -1,0 +1,197 @@
+// Package collector is livetab's HTTP front door. Short-link clicks (hits)
+// and SDK events come in over HTTP; the collector gathers what each request
+// tells, fills the livetab.v1 protobuf messages and produces them to Kafka,
+// answering only after Kafka acknowledged the write. It also serves the link
+// admin endpoints, which write the compacted links topic and read it back
+// through a goka view.
+//
+// Routes (see Register):
+//
+//	PUT    /v1/links/{account}/{slug}   create or replace a link (admin token)
+//	GET    /v1/links/{account}/{slug}   one link (token of the account)
+//	GET    /v1/links/{account}          the account's links (token of the account)
+//	DELETE /v1/links/{account}/{slug}   delete a link (admin token)
+//	GET    /l/{account}/{slug}          follow a short link: produce a Hit, 302
+//	POST   /v1/events                   SDK events: produce Events, per-event results
+//
+// Every error is JSON {"error":"<reason>"} with a 4xx or 5xx status, and a
+// rejected request produces nothing.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+
+	"github.com/livetab/livetab/codecs"
+	"github.com/livetab/livetab/topics"
+)
+
+// Options configure a Collector.
+type Options struct {
+	Kafka  topics.Kafka
+	Secret []byte // verifies tokens for the link admin endpoints (codecs.ParseToken)
+	// TrustedProxies: X-Forwarded-For / Forwarded are believed only when the
+	// direct peer is in one of these.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger     // default discard
+	Now            func() time.Time // default time.Now
+}
+
+// Collector serves the HTTP routes and owns the Kafka producer and the view
+// of the links topic. Create it with New, Register its routes, Run it, wait
+// for WaitReady before serving traffic, and Close it after the HTTP server
+// has shut down.
+type Collector struct {
+	log     *slog.Logger
+	now     func() time.Time
+	secret  []byte
+	proxies proxies
+	ua      userAgentParser
+
+	producer producer
+	links    *linkStore
+	// visibleTimeout bounds the read-your-writes wait of link writes.
+	visibleTimeout time.Duration
+
+	mu      sync.Mutex
+	started bool // Run was called
+	closed  bool
+	runDone chan struct{} // closed when Run returns
+}
+
+// partName names the collector's Kafka clients.
+const partName = "collector"
+
+// New connects the producer and builds the view of topics.Links. The topics
+// must exist (topics.EnsureAll).
+func New(opts Options) (*Collector, error) {
+	if len(opts.Kafka.Brokers) == 0 {
+		return nil, errors.New("collector: no kafka brokers")
+	}
+	if len(opts.Secret) == 0 {
+		return nil, errors.New("collector: empty token secret")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	p, err := opts.Kafka.NewSyncProducer(partName)
+	if err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	links, err := newLinkStore(opts.Kafka, log)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("collector: %w", err), p.Close())
+	}
+	return &Collector{
+		log:      log,
+		now:      now,
+		secret:   opts.Secret,
+		proxies:  proxies(opts.TrustedProxies),
+		ua:       heuristicUA{},
+		producer: &closingProducer{p: p},
+		links:    links,
+		runDone:  make(chan struct{}),
+
+		visibleTimeout: linkVisibleTimeout,
+	}, nil
+}
+
+// Run runs the goka view of topics.Links until ctx is done. It may be called
+// once.
+func (c *Collector) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started || c.closed {
+		c.mu.Unlock()
+		return errors.New("collector: Run called twice or after Close")
+	}
+	c.started = true
+	c.mu.Unlock()
+	defer close(c.runDone)
+	return c.links.run(ctx)
+}
+
+// WaitReady returns once the links view has recovered, so that links can be
+// followed; or with an error when ctx ends or Run stopped first.
+func (c *Collector) WaitReady(ctx context.Context) error {
+	// goka's view reports running as soon as the partitions that reported
+	// so far are running, so the partitions themselves are polled.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !c.links.ready() {
+		select {
+		case <-tick.C:
+		case <-c.runDone:
+			return errors.New("collector: stopped before the links view recovered")
+		case <-ctx.Done():
+			return fmt.Errorf("collector: waiting for the links view: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Close closes the producer, after the writes in flight are acknowledged.
+// Call it after the HTTP server has shut down; a request that still arrives
+// is answered 503.
+func (c *Collector) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	started := c.started
+	c.mu.Unlock()
+	err := c.producer.Close()
+	if !started {
+		// Run closes the view's clients when it ends; without Run nobody
+		// else will.
+		err = errors.Join(err, c.links.closeClients())
+	}
+	if err != nil {
+		return fmt.Errorf("collector: close: %w", err)
+	}
+	return nil
+}
+
+// viewOptions are topics' view options plus consumer and topic manager
+// builders that remember what they built: a goka View never closes its
+// sarama clients, so the collector does when the view stops.
+func viewOptions(k topics.Kafka, cb goka.UpdateCallback, track func(io.Closer)) []goka.ViewOption {
+	consumer := goka.SaramaConsumerBuilderWithConfig(k.SaramaConfig(partName + "-links"))
+	tm := goka.TopicManagerBuilderWithConfig(k.SaramaConfig(partName+"-links-topics"), goka.NewTopicManagerConfig())
+	return append(k.ViewOptions(partName+"-links", storage.MemoryBuilder()),
+		goka.WithViewCallback(cb),
+		goka.WithViewConsumerSaramaBuilder(func(brokers []string, clientID string) (sarama.Consumer, error) {
+			c, err := consumer(brokers, clientID)
+			if err == nil {
+				track(c)
+			}
+			return c, err
+		}),
+		goka.WithViewTopicManagerBuilder(func(brokers []string) (goka.TopicManager, error) {
+			m, err := tm(brokers)
+			if err == nil {
+				track(m)
+			}
+			return m, err
+		}),
+	)
+}
+
+// linkCodec decodes the links view's values.
+type linkCodec = codecs.LinkCodec

@@ -1,0 +1,355 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/IBM/sarama"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livetab/livetab/codecs"
+	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/topics"
+)
+
+// Limits of the link admin endpoints.
+const (
+	// MaxLinkBody is the largest PUT body accepted, in bytes.
+	MaxLinkBody = 64 << 10
+	maxURL      = 2048
+	maxCampaign = 128
+	maxTags     = 32
+	maxTagKey   = 64
+	maxTagValue = 256
+	// linkVisibleTimeout bounds how long a write waits for the collector's
+	// own view to apply it before answering 503.
+	linkVisibleTimeout = 5 * time.Second
+)
+
+// namePattern is what accounts and slugs look like: they end up in URLs and
+// in Kafka keys, where "/" separates them.
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// linkInput is the body of PUT /v1/links/{account}/{slug}.
+type linkInput struct {
+	Destination string            `json:"destination"`
+	IOS         string            `json:"ios"`
+	Android     string            `json:"android"`
+	DeepLink    string            `json:"deep_link"`
+	Campaign    string            `json:"campaign"`
+	Tags        map[string]string `json:"tags"`
+}
+
+// linkJSON is a link as the admin endpoints answer it.
+type linkJSON struct {
+	Account     string            `json:"account"`
+	Slug        string            `json:"slug"`
+	Destination string            `json:"destination"`
+	IOS         string            `json:"ios,omitempty"`
+	Android     string            `json:"android,omitempty"`
+	DeepLink    string            `json:"deep_link,omitempty"`
+	Campaign    string            `json:"campaign,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	// UpdatedAt is when the link was last written, RFC 3339 (UTC).
+	UpdatedAt string `json:"updated_at,omitempty"`
+}
+
+// linkList is the answer of GET /v1/links/{account}.
+type linkList struct {
+	Links []linkJSON `json:"links"`
+}
+
+func toJSON(l *livetabv1.Link) linkJSON {
+	j := linkJSON{
+		Account:     l.GetAccount(),
+		Slug:        l.GetSlug(),
+		Destination: l.GetDestination(),
+		IOS:         l.GetIos(),
+		Android:     l.GetAndroid(),
+		DeepLink:    l.GetDeepLink(),
+		Campaign:    l.GetCampaign(),
+		Tags:        l.GetTags(),
+	}
+	if us := l.GetUpdatedUs(); us != 0 {
+		j.UpdatedAt = time.UnixMicro(us).UTC().Format(time.RFC3339Nano)
+	}
+	return j
+}
+
+// validate checks in and returns the first problem found.
+func (in linkInput) validate() error {
+	if in.Destination == "" {
+		return errors.New("destination is required")
+	}
+	for _, u := range []struct{ name, val string }{{"destination", in.Destination}, {"ios", in.IOS}, {"android", in.Android}} {
+		if u.val == "" {
+			continue
+		}
+		if err := checkWebURL(u.val); err != nil {
+			return fmt.Errorf("%s: %w", u.name, err)
+		}
+	}
+	if in.DeepLink != "" {
+		if err := checkDeepLink(in.DeepLink); err != nil {
+			return fmt.Errorf("deep_link: %w", err)
+		}
+	}
+	if len(in.Campaign) > maxCampaign {
+		return fmt.Errorf("campaign longer than %d bytes", maxCampaign)
+	}
+	if len(in.Tags) > maxTags {
+		return fmt.Errorf("more than %d tags", maxTags)
+	}
+	for k, v := range in.Tags {
+		if k == "" || len(k) > maxTagKey {
+			return fmt.Errorf("tag names must have 1 to %d bytes", maxTagKey)
+		}
+		if len(v) > maxTagValue {
+			return fmt.Errorf("tag %q: value longer than %d bytes", k, maxTagValue)
+		}
+	}
+	return nil
+}
+
+// checkWebURL accepts absolute http(s) URLs with a host: the collector
+// redirects browsers there.
+func checkWebURL(s string) error {
+	if len(s) > maxURL {
+		return fmt.Errorf("longer than %d bytes", maxURL)
+	}
+	if strings.ContainsFunc(s, unicode.IsSpace) || strings.ContainsFunc(s, unicode.IsControl) {
+		return errors.New("must not contain spaces or control characters")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return errors.New("must be an absolute http or https URL")
+	}
+	return nil
+}
+
+// checkDeepLink accepts an in-app link: a custom-scheme URI
+// (myapp://product/42), a universal link, or an in-app path. It is handed
+// to the app, never redirected to.
+func checkDeepLink(s string) error {
+	if len(s) > maxURL {
+		return fmt.Errorf("longer than %d bytes", maxURL)
+	}
+	if strings.ContainsFunc(s, unicode.IsSpace) || strings.ContainsFunc(s, unicode.IsControl) {
+		return errors.New("must not contain spaces or control characters")
+	}
+	if _, err := url.Parse(s); err != nil {
+		return errors.New("not a URI")
+	}
+	return nil
+}
+
+// linkPath reads and validates {account} and {slug} (when the route has
+// one) and answers 400 when they are malformed.
+func linkPath(w http.ResponseWriter, r *http.Request, withSlug bool) (account, slug string, ok bool) {
+	account = r.PathValue("account")
+	if !namePattern.MatchString(account) {
+		writeError(w, http.StatusBadRequest, "invalid account: must match "+namePattern.String())
+		return "", "", false
+	}
+	if withSlug {
+		slug = r.PathValue("slug")
+		if !namePattern.MatchString(slug) {
+			writeError(w, http.StatusBadRequest, "invalid slug: must match "+namePattern.String())
+			return "", "", false
+		}
+	}
+	return account, slug, true
+}
+
+// authorize checks the request's bearer token for account: 401 when it is
+// missing or invalid, 403 when it is for another account or, with admin,
+// not an admin token.
+func (c *Collector) authorize(w http.ResponseWriter, r *http.Request, account string, admin bool) bool {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="livetab"`)
+		writeError(w, http.StatusUnauthorized, "missing bearer token")
+		return false
+	}
+	claims, err := codecs.ParseToken(c.secret, strings.TrimSpace(token))
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="livetab", error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, err.Error())
+		return false
+	}
+	if claims.Account != account {
+		writeError(w, http.StatusForbidden, "token is for another account")
+		return false
+	}
+	if admin && !claims.Admin {
+		writeError(w, http.StatusForbidden, "changing links needs an admin token")
+		return false
+	}
+	return true
+}
+
+// readLink answers the store's failures and returns the link (nil when
+// there is none) and whether the handler may go on.
+func (c *Collector) readLink(w http.ResponseWriter, key string) (*livetabv1.Link, bool) {
+	l, err := c.links.get(key)
+	switch {
+	case errors.Is(err, errNotReady):
+		writeUnavailable(w, err.Error())
+		return nil, false
+	case err != nil:
+		c.log.Error("read link", "key", key, "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot read link")
+		return nil, false
+	}
+	return l, true
+}
+
+func (c *Collector) putLink(w http.ResponseWriter, r *http.Request) {
+	if !c.authorize(w, r, r.PathValue("account"), true) {
+		return
+	}
+	account, slug, ok := linkPath(w, r, true)
+	if !ok || !requireJSON(w, r) {
+		return
+	}
+	body, ok := readBody(w, r, MaxLinkBody)
+	if !ok {
+		return
+	}
+	var in linkInput
+	if err := decodeStrict(body, &in); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := in.validate(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if _, ok := c.readLink(w, topics.LinkKey(account, slug)); !ok {
+		// Writing while the view recovers would make the wait below fail
+		// after the write; refuse before writing instead.
+		return
+	}
+	l := &livetabv1.Link{
+		Account:     account,
+		Slug:        slug,
+		Destination: in.Destination,
+		Ios:         in.IOS,
+		Android:     in.Android,
+		DeepLink:    in.DeepLink,
+		Campaign:    in.Campaign,
+		Tags:        in.Tags,
+		UpdatedUs:   c.now().UnixMicro(),
+	}
+	value, err := proto.Marshal(l)
+	if err != nil {
+		c.log.Error("encode link", "account", account, "slug", slug, "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot encode link")
+		return
+	}
+	if !c.writeLink(w, r, account, slug, value) {
+		return
+	}
+	writeJSON(w, http.StatusOK, toJSON(l))
+}
+
+func (c *Collector) deleteLink(w http.ResponseWriter, r *http.Request) {
+	if !c.authorize(w, r, r.PathValue("account"), true) {
+		return
+	}
+	account, slug, ok := linkPath(w, r, true)
+	if !ok {
+		return
+	}
+	l, ok := c.readLink(w, topics.LinkKey(account, slug))
+	if !ok {
+		return
+	}
+	if l == nil {
+		writeError(w, http.StatusNotFound, "link not found")
+		return
+	}
+	if !c.writeLink(w, r, account, slug, nil) {
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// writeLink produces value (nil: a tombstone) for the link and waits until
+// the collector's own view applied it, so that the client can follow the
+// link as soon as it has the answer. It answers failures itself.
+func (c *Collector) writeLink(w http.ResponseWriter, r *http.Request, account, slug string, value []byte) bool {
+	msg := &sarama.ProducerMessage{Topic: string(topics.Links), Key: sarama.StringEncoder(topics.LinkKey(account, slug))}
+	if value != nil {
+		msg.Value = sarama.ByteEncoder(value)
+	}
+	partition, offset, err := c.producer.SendMessage(msg)
+	if err != nil {
+		c.log.Warn("produce link", "account", account, "slug", slug, "err", err)
+		writeUnavailable(w, "cannot write link: "+err.Error())
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), c.visibleTimeout)
+	defer cancel()
+	if err := c.links.waitApplied(ctx, partition, offset); err != nil {
+		c.log.Warn("link written but not visible yet", "account", account, "slug", slug,
+			"partition", partition, "offset", offset, "err", err)
+		writeUnavailable(w, "link written but not visible yet, retry the request")
+		return false
+	}
+	return true
+}
+
+func (c *Collector) getLink(w http.ResponseWriter, r *http.Request) {
+	if !c.authorize(w, r, r.PathValue("account"), false) {
+		return
+	}
+	account, slug, ok := linkPath(w, r, true)
+	if !ok {
+		return
+	}
+	l, ok := c.readLink(w, topics.LinkKey(account, slug))
+	if !ok {
+		return
+	}
+	if l == nil {
+		writeError(w, http.StatusNotFound, "link not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, toJSON(l))
+}
+
+func (c *Collector) listLinks(w http.ResponseWriter, r *http.Request) {
+	if !c.authorize(w, r, r.PathValue("account"), false) {
+		return
+	}
+	account, _, ok := linkPath(w, r, false)
+	if !ok {
+		return
+	}
+	links, err := c.links.list(account)
+	switch {
+	case errors.Is(err, errNotReady):
+		writeUnavailable(w, err.Error())
+		return
+	case err != nil:
+		c.log.Error("list links", "account", account, "err", err)
+		writeError(w, http.StatusInternalServerError, "cannot list links")
+		return
+	}
+	out := linkList{Links: make([]linkJSON, 0, len(links))}
+	for _, l := range links {
+		out.Links = append(out.Links, toJSON(l))
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,66 @@
+package processors_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+
+	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/processors/attribution"
+	"github.com/livetab/livetab/processors/internal/gokatest"
+	"github.com/livetab/livetab/processors/liveview"
+	"github.com/livetab/livetab/processors/sessions"
+	"github.com/livetab/livetab/topics"
+)
+
+// TestGraphsTogether runs the three graphs on one goka tester: the topics
+// they share (the inputs and the conversions) must be declared alike, and a
+// hit and an install carrying its click id must flow through all three.
+func TestGraphsTogether(t *testing.T) {
+	for _, order := range []string{"hit first", "install first"} {
+		t.Run(order, func(t *testing.T) {
+			tt := tester.New(t)
+			gokatest.Run(t, tt, sessions.Graph())
+			gokatest.Run(t, tt, attribution.Graph())
+			gokatest.Run(t, tt, liveview.Graph())
+			conversions := tt.NewQueueTracker(string(topics.Conversions))
+
+			now := time.Now().UnixMicro()
+			hit := &livetabv1.Hit{Id: "h1", Account: "acme", Session: "web1", ClickId: "click1", ReceivedUs: now}
+			install := &livetabv1.Event{Id: "e1", Account: "acme", Session: "app1", Name: "install", ClickId: "click1", ReceivedUs: now + 1}
+			steps := []func(){
+				func() { gokatest.Consume(t, tt, topics.Hits, hit.Session, hit) },
+				func() { gokatest.Consume(t, tt, topics.Events, install.Session, install) },
+			}
+			if order == "install first" {
+				steps[0], steps[1] = steps[1], steps[0]
+			}
+			for _, s := range steps {
+				s()
+			}
+
+			if n := len(gokatest.Drain(conversions)); n != 1 {
+				t.Errorf("%d conversions, want 1", n)
+			}
+			for session, paired := range map[string]string{"web1": "app1", "app1": "web1"} {
+				tl, _ := tt.TableValue(goka.GroupTable(topics.SessionsGroup), session).(*livetabv1.Timeline)
+				if tl.GetPairedSession() != paired || len(tl.GetEntries()) != 1 {
+					t.Errorf("session %s: paired %q with %d entries, want %s with 1", session, tl.GetPairedSession(), len(tl.GetEntries()), paired)
+				}
+			}
+			st, _ := tt.TableValue(goka.GroupTable(topics.LiveviewGroup), "acme").(*livetabv1.AccountState)
+			if st.GetSeq() != 3 || st.GetCounters().GetConversions() != 1 {
+				t.Errorf("account seq %d counters %v, want 3 items with a conversion", st.GetSeq(), st.GetCounters())
+			}
+			marked := false
+			for _, it := range st.GetItems() {
+				marked = marked || (it.GetEvent().GetId() == "e1" && it.GetConvertedWith().GetSession() == "web1")
+			}
+			if !marked {
+				t.Errorf("install item not marked converted: %v", st.GetItems())
+			}
+		})
+	}
+}

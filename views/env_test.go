@@ -1,0 +1,267 @@
+package views
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/coder/websocket"
+	"github.com/lovoo/goka"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livetab/livetab/codecs"
+	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/topics"
+)
+
+var testSecret = []byte("views-test-secret")
+
+// env is one views server on its own embedded broker.
+type env struct {
+	t    *testing.T
+	k    topics.Kafka
+	prod sarama.SyncProducer
+	srv  *Server
+	http *httptest.Server
+	// stopRun cancels Run and waits for it.
+	stopRun func()
+}
+
+type envOptions struct {
+	queueSize int
+	// before runs once the topics exist and before the server starts, to
+	// produce what the views must recover.
+	before func(e *env)
+	// noRun leaves the views stopped (the server never gets ready).
+	noRun bool
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	b, err := topics.StartEmbedded(topics.EmbeddedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	e := &env{t: t, k: topics.Kafka{Brokers: b.Addrs(), Topics: topics.Config{Partitions: 4}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := topics.EnsureAll(ctx, e.k); err != nil {
+		t.Fatal(err)
+	}
+	if e.prod, err = e.k.NewSyncProducer("test"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.prod.Close() })
+	if o.before != nil {
+		o.before(e)
+	}
+
+	e.srv, err = New(Options{Kafka: e.k, Secret: testSecret, QueueSize: o.queueSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.noRun {
+		// Run closes the views' clients; without it the test does.
+		t.Cleanup(func() { e.srv.clients.close(e.srv.log) })
+	} else {
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.srv.Run(runCtx) }()
+		var once sync.Once
+		e.stopRun = func() {
+			once.Do(func() {
+				stop()
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Errorf("Run: %v", err)
+					}
+				case <-time.After(30 * time.Second):
+					t.Error("Run did not return 30s after its context was cancelled")
+				}
+			})
+		}
+		t.Cleanup(e.stopRun)
+		if err := e.srv.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mux := http.NewServeMux()
+	e.srv.Register(mux)
+	e.http = httptest.NewServer(mux)
+	t.Cleanup(e.http.Close)
+	return e
+}
+
+func token(t *testing.T, account string, expires time.Time) string {
+	t.Helper()
+	tok, err := codecs.SignToken(testSecret, codecs.Claims{Account: account, Expires: expires})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func validToken(t *testing.T, account string) string {
+	return token(t, account, time.Now().Add(time.Hour))
+}
+
+// produce writes messages to topic, each value a protobuf message.
+func (e *env) produce(topic string, kvs map[string]proto.Message, order []string) {
+	e.t.Helper()
+	var msgs []*sarama.ProducerMessage
+	for _, k := range order {
+		b, err := proto.Marshal(kvs[k])
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(k), Value: sarama.ByteEncoder(b)})
+	}
+	if err := e.prod.SendMessages(msgs); err != nil {
+		e.t.Fatalf("produce to %s: %v", topic, err)
+	}
+}
+
+// produceItems writes view items to the view topic, keyed as the liveview
+// processor keys them.
+func (e *env) produceItems(items ...*livetabv1.ViewItem) {
+	e.t.Helper()
+	msgs := make([]*sarama.ProducerMessage, 0, len(items))
+	for _, it := range items {
+		b, err := codecs.ViewItemCodec{}.Encode(it)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: string(topics.View),
+			Key: sarama.StringEncoder(topics.ViewKey(it.GetAccount(), it.GetCursor())), Value: sarama.ByteEncoder(b)})
+	}
+	if err := e.prod.SendMessages(msgs); err != nil {
+		e.t.Fatalf("produce view items: %v", err)
+	}
+}
+
+func (e *env) produceTimelines(tls ...*livetabv1.Timeline) {
+	e.t.Helper()
+	kvs := map[string]proto.Message{}
+	var order []string
+	for _, tl := range tls {
+		kvs[tl.GetSession()] = tl
+		order = append(order, tl.GetSession())
+	}
+	e.produce(string(goka.GroupTable(topics.SessionsGroup)), kvs, order)
+}
+
+// liveURL is the WebSocket address of /v1/live with the given query.
+func (e *env) liveURL(q url.Values) string {
+	return "ws" + strings.TrimPrefix(e.http.URL, "http") + "/v1/live?" + q.Encode()
+}
+
+// dial connects to /v1/live as a browser does (token in the query) and
+// closes the connection when the test ends.
+func (e *env) dial(account, tok string) *websocket.Conn {
+	e.t.Helper()
+	q := url.Values{"token": {tok}}
+	if account != "" {
+		q.Set("account", account)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, e.liveURL(q), nil)
+	if err != nil {
+		e.t.Fatalf("dial %s: %v (response %v)", account, err, resp)
+	}
+	c.SetReadLimit(64 << 20)
+	e.t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// frame is a live frame as a client decodes it.
+type frame struct {
+	Type     string        `json:"type"`
+	Account  string        `json:"account"`
+	Items    []itemJSON    `json:"items"`
+	Counters *countersJSON `json:"counters"`
+	Item     *itemJSON     `json:"item"`
+}
+
+func readFrame(t *testing.T, c *websocket.Conn) frame {
+	t.Helper()
+	f, err := tryReadFrame(c, 10*time.Second)
+	if err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	return f
+}
+
+func tryReadFrame(c *websocket.Conn, timeout time.Duration) (frame, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	typ, b, err := c.Read(ctx)
+	if err != nil {
+		return frame{}, err
+	}
+	if typ != websocket.MessageText {
+		return frame{}, fmt.Errorf("frame of type %v, want text", typ)
+	}
+	var f frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return frame{}, fmt.Errorf("decode frame %.200s: %w", b, err)
+	}
+	return f, nil
+}
+
+func readSnapshot(t *testing.T, c *websocket.Conn) frame {
+	t.Helper()
+	f := readFrame(t, c)
+	if f.Type != "snapshot" {
+		t.Fatalf("first frame is %q, want snapshot", f.Type)
+	}
+	return f
+}
+
+// waitFor polls cond until it holds or fails the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// getJSON GETs path with a bearer token and decodes the JSON answer.
+func (e *env) getJSON(path, tok string, out any) int {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.http.URL+path, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+			e.t.Fatalf("GET %s: content type %q", path, ct)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			e.t.Fatalf("GET %s: decode: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}

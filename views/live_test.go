@@ -1,0 +1,489 @@
+package views
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/coder/websocket"
+
+	"github.com/livetab/livetab/codecs"
+	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/topics"
+)
+
+// t0 is a fixed time, in Unix microseconds, that test items start from.
+const t0 = int64(1_750_000_000_000_000)
+
+func counters(cursor uint64) *livetabv1.Counters {
+	return &livetabv1.Counters{Hits: cursor, Events: cursor / 2, Conversions: cursor / 10}
+}
+
+func hitItem(account string, cursor uint64) *livetabv1.ViewItem {
+	session := fmt.Sprintf("hit-session-%d", cursor)
+	return &livetabv1.ViewItem{
+		Cursor: cursor, Account: account, Kind: livetabv1.Kind_KIND_HIT, Session: session,
+		ReceivedUs: t0 + int64(cursor), Counters: counters(cursor),
+		Payload: &livetabv1.ViewItem_Hit{Hit: &livetabv1.Hit{
+			Id: fmt.Sprintf("hit-%d", cursor), Account: account, Session: session, Link: "spring",
+			ReceivedUs: t0 + int64(cursor), Platform: livetabv1.Platform_PLATFORM_IOS,
+		}},
+	}
+}
+
+func eventItem(account string, cursor uint64, session string) *livetabv1.ViewItem {
+	return &livetabv1.ViewItem{
+		Cursor: cursor, Account: account, Kind: livetabv1.Kind_KIND_EVENT, Session: session,
+		ReceivedUs: t0 + int64(cursor), Counters: counters(cursor),
+		Payload: &livetabv1.ViewItem_Event{Event: &livetabv1.Event{
+			Id: fmt.Sprintf("event-%d", cursor), Account: account, Session: session, Name: "install",
+			TimeUs: t0 + int64(cursor), ReceivedUs: t0 + int64(cursor), Platform: livetabv1.Platform_PLATFORM_ANDROID,
+		}},
+	}
+}
+
+func hitItems(account string, from, to uint64) []*livetabv1.ViewItem {
+	var items []*livetabv1.ViewItem
+	for c := from; c <= to; c++ {
+		items = append(items, hitItem(account, c))
+	}
+	return items
+}
+
+func cursorsOf(items []itemJSON) []uint64 {
+	cs := make([]uint64, len(items))
+	for i, it := range items {
+		cs[i] = it.Cursor
+	}
+	return cs
+}
+
+// readItemsUntil reads item frames until cursor last and checks that they
+// continue after exactly without a gap or a duplicate.
+func readItemsUntil(t *testing.T, c *websocket.Conn, after, last uint64) {
+	t.Helper()
+	for next := after + 1; next <= last; next++ {
+		f := readFrame(t, c)
+		if f.Type != "item" || f.Item == nil {
+			t.Fatalf("frame %q while waiting for item %d", f.Type, next)
+		}
+		if f.Item.Cursor != next {
+			t.Fatalf("item %d after %d: gap or duplicate", f.Item.Cursor, next-1)
+		}
+	}
+}
+
+func TestLiveSnapshotThenLiveWithoutGapOrDuplicate(t *testing.T) {
+	const (
+		recovered = 130 // produced before the server starts: more than the 100 kept
+		during    = 170 // produced while the client connects
+		last      = 200 // produced after the snapshot arrived
+	)
+	e := newEnv(t, envOptions{before: func(e *env) {
+		e.produceItems(hitItems("demo", 1, recovered)...)
+		e.produceItems(hitItems("other", 1, 20)...)
+	}})
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for c := uint64(recovered + 1); c <= during; c++ {
+			e.produceItems(hitItem("demo", c))
+		}
+	})
+	c := e.dial("demo", validToken(t, "demo"))
+	snap := readSnapshot(t, c)
+	wg.Wait()
+	e.produceItems(hitItems("demo", during+1, last)...)
+
+	if snap.Account != "demo" || len(snap.Items) != 100 {
+		t.Fatalf("snapshot of %q with %d items, want demo with 100", snap.Account, len(snap.Items))
+	}
+	cs := cursorsOf(snap.Items)
+	hi := cs[len(cs)-1]
+	if hi < recovered {
+		t.Fatalf("snapshot ends at %d, before the %d recovered items", hi, recovered)
+	}
+	for i, cur := range cs {
+		if want := hi - 99 + uint64(i); cur != want {
+			t.Fatalf("snapshot cursors %v: want the 100 newest, oldest first, without a gap", cs)
+		}
+		if snap.Items[i].Account != "demo" {
+			t.Fatalf("snapshot item %d of account %q", cur, snap.Items[i].Account)
+		}
+	}
+	if want := encodeCounters(counters(hi)); snap.Counters == nil || *snap.Counters != want {
+		t.Errorf("snapshot counters %+v, want the newest item's %+v", snap.Counters, want)
+	}
+	readItemsUntil(t, c, hi, last)
+}
+
+func TestLiveUpdatesAndMarks(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok := validToken(t, "demo")
+	first := e.dial("demo", tok)
+	snap := readSnapshot(t, first)
+	if len(snap.Items) != 0 || snap.Counters == nil || *snap.Counters != (countersJSON{}) {
+		t.Fatalf("empty account: snapshot %+v, want no item and zero counters", snap)
+	}
+
+	install := eventItem("demo", 1, "app-1")
+	e.produceItems(install, hitItem("demo", 2))
+	readItemsUntil(t, first, 0, 2)
+
+	// The conversion pairs the install: the install is re-emitted, marked,
+	// with its cursor; the conversion is a new item with new counters.
+	marked := eventItem("demo", 1, "app-1")
+	marked.ConvertedWith = &livetabv1.ConvertedWith{Session: "hit-session-2", Method: livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID, HitId: "hit-2", TimeUs: t0 + 3}
+	conv := &livetabv1.ViewItem{Cursor: 3, Account: "demo", Kind: livetabv1.Kind_KIND_CONVERSION, Session: "app-1",
+		ReceivedUs: t0 + 3, Counters: &livetabv1.Counters{Hits: 1, Events: 1, Conversions: 1},
+		Payload: &livetabv1.ViewItem_Conversion{Conversion: &livetabv1.Conversion{Id: "conv-1", Account: "demo",
+			HitSession: "hit-session-2", AppSession: "app-1", Method: livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID}}}
+	e.produceItems(marked, conv)
+
+	f := readFrame(t, first)
+	if f.Type != "update" || f.Item == nil || f.Item.Cursor != 1 {
+		t.Fatalf("got %q frame %+v, want the update of item 1", f.Type, f.Item)
+	}
+	if cw := f.Item.ConvertedWith; cw == nil || cw.Session != "hit-session-2" || cw.Method != "click_id" {
+		t.Fatalf("update carries converted_with %+v", cw)
+	}
+	f = readFrame(t, first)
+	if f.Type != "item" || f.Item.Cursor != 3 || f.Item.Kind != "conversion" {
+		t.Fatalf("got %q frame %+v, want item 3, the conversion", f.Type, f.Item)
+	}
+
+	// A later subscriber sees the marked version and the latest counters.
+	second := e.dial("", tok) // the account defaults to the token's
+	snap = readSnapshot(t, second)
+	if got := cursorsOf(snap.Items); len(got) != 3 || got[0] != 1 || got[2] != 3 {
+		t.Fatalf("snapshot cursors %v, want [1 2 3]", got)
+	}
+	if snap.Items[0].ConvertedWith == nil || snap.Items[0].ConvertedWith.Session != "hit-session-2" {
+		t.Errorf("snapshot item 1 without its mark: %+v", snap.Items[0])
+	}
+	if want := (countersJSON{Hits: 1, Events: 1, Conversions: 1}); snap.Counters == nil || *snap.Counters != want {
+		t.Errorf("snapshot counters %+v, want %+v", snap.Counters, want)
+	}
+}
+
+func TestLiveAndTimelineRejectBeforeUpgrade(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	badSig, err := codecs.SignToken([]byte("another secret"), codecs.Claims{Account: "demo", Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		account string
+		token   string
+		want    int
+	}{
+		{"missing token", "demo", "", http.StatusUnauthorized},
+		{"garbage token", "demo", "not-a-jwt", http.StatusUnauthorized},
+		{"bad signature", "demo", badSig, http.StatusUnauthorized},
+		{"expired token", "demo", token(t, "demo", time.Now().Add(-time.Minute)), http.StatusUnauthorized},
+		{"other account", "acme", validToken(t, "demo"), http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := url.Values{"account": {tt.account}}
+			if tt.token != "" {
+				q.Set("token", tt.token)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, resp, err := websocket.Dial(ctx, e.liveURL(q), nil)
+			if err == nil {
+				c.CloseNow()
+				t.Fatal("the WebSocket was upgraded")
+			}
+			if resp == nil || resp.StatusCode != tt.want {
+				t.Fatalf("live: response %v, want status %d", resp, tt.want)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if !strings.HasPrefix(string(body), `{"error":"`) {
+				t.Errorf("live: body %q, want a JSON error", body)
+			}
+
+			// The timeline API, with the token in the header.
+			var got errorJSON
+			path := "/v1/timeline?session=s&account=" + tt.account
+			if status := e.getJSON(path, tt.token, &got); status != tt.want || got.Error == "" {
+				t.Errorf("timeline: %d %+v, want %d with an error", status, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLiveNotReadyIs503(t *testing.T) {
+	e := newEnv(t, envOptions{noRun: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, e.liveURL(url.Values{"token": {validToken(t, "demo")}}), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("live before ready: %v %v, want 503", resp, err)
+	}
+	var got errorJSON
+	if status := e.getJSON("/v1/timeline?session=s", validToken(t, "demo"), &got); status != http.StatusServiceUnavailable {
+		t.Fatalf("timeline before ready: %d, want 503", status)
+	}
+}
+
+func TestLiveBearerHeader(t *testing.T) {
+	e := newEnv(t, envOptions{before: func(e *env) { e.produceItems(hitItem("demo", 1)) }})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, e.liveURL(url.Values{"account": {"demo"}}), &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + validToken(t, "demo")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if snap := readSnapshot(t, c); len(snap.Items) != 1 {
+		t.Fatalf("snapshot %+v, want item 1", snap)
+	}
+}
+
+func TestLiveAccountsAreIsolated(t *testing.T) {
+	e := newEnv(t, envOptions{before: func(e *env) { e.produceItems(hitItems("acme", 1, 5)...) }})
+	a := e.dial("demo", validToken(t, "demo"))
+	b := e.dial("acme", validToken(t, "acme"))
+	if snap := readSnapshot(t, a); len(snap.Items) != 0 {
+		t.Fatalf("demo's snapshot shows %d items of acme", len(snap.Items))
+	}
+	readSnapshot(t, b)
+
+	// acme's items are fanned out (acme's client gets them) before demo's
+	// single item is even produced: were they sent to demo, they would
+	// come first.
+	e.produceItems(hitItems("acme", 6, 10)...)
+	readItemsUntil(t, b, 5, 10)
+	e.produceItems(hitItem("demo", 1))
+	f := readFrame(t, a)
+	if f.Type != "item" || f.Item.Account != "demo" || f.Item.Cursor != 1 {
+		t.Fatalf("demo's client got %q %+v, want demo's item 1", f.Type, f.Item)
+	}
+}
+
+func TestLiveSlowSubscriberIsClosedAlone(t *testing.T) {
+	const (
+		queue = 64
+		batch = 16
+		// Each item carries this much, so that the never-reading client's
+		// socket buffers fill and its queue overflows after a few MB.
+		payload  = 128 << 10
+		maxItems = 600
+	)
+	e := newEnv(t, envOptions{queueSize: queue})
+	// The slow client starts reading only after the producing ends; its
+	// last blocked write must not time out before.
+	e.srv.writeTimeout = 2 * time.Minute
+	tok := validToken(t, "demo")
+	fast := e.dial("demo", tok)
+	slow := e.dial("demo", tok)
+	readSnapshot(t, fast)
+
+	var (
+		mu   sync.Mutex
+		seen uint64
+		ferr error
+	)
+	fastDone := make(chan struct{})
+	go func() {
+		defer close(fastDone)
+		for {
+			f, err := tryReadFrame(fast, 30*time.Second)
+			mu.Lock()
+			if err == nil && (f.Type != "item" || f.Item.Cursor != seen+1) {
+				err = fmt.Errorf("fast client got %q %+v after item %d", f.Type, f.Item, seen)
+			}
+			if err != nil {
+				ferr = err
+				mu.Unlock()
+				return
+			}
+			seen = f.Item.Cursor
+			mu.Unlock()
+		}
+	}()
+	fastSeen := func() (uint64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen, ferr
+	}
+
+	big := strings.Repeat("x", payload)
+	var produced uint64
+	for e.srv.hub.stats.slow.Load() == 0 {
+		if produced >= maxItems {
+			t.Fatalf("the never-reading client was not dropped after %d items of %d KiB", produced, payload>>10)
+		}
+		items := hitItems("demo", produced+1, produced+batch)
+		for _, it := range items {
+			it.GetHit().Request = &livetabv1.Request{Params: map[string]string{"pad": big}}
+		}
+		e.produceItems(items...)
+		produced += batch
+		// Keep the fast client close behind, as a real fast client is.
+		waitFor(t, 20*time.Second, fmt.Sprintf("the fast client to get item %d", produced), func() bool {
+			s, err := fastSeen()
+			if err != nil {
+				t.Fatalf("fast client: %v", err)
+			}
+			return s >= produced
+		})
+	}
+	if n := e.srv.hub.stats.slow.Load(); n != 1 {
+		t.Fatalf("%d subscribers dropped as slow, want only the slow one", n)
+	}
+	// The fast client keeps receiving after the slow one was dropped.
+	e.produceItems(hitItems("demo", produced+1, produced+batch)...)
+	produced += batch
+	waitFor(t, 20*time.Second, "the fast client to get every item", func() bool {
+		s, err := fastSeen()
+		if err != nil {
+			t.Fatalf("fast client: %v", err)
+		}
+		return s == produced
+	})
+
+	// The slow client reads what was sent to it, without a gap, then the
+	// close frame with the reason.
+	snap := readSnapshot(t, slow)
+	next := uint64(len(snap.Items)) + 1
+	for {
+		f, err := tryReadFrame(slow, 20*time.Second)
+		if err != nil {
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "too slow: outgoing queue full" {
+				t.Fatalf("slow client ended with %v, want close 1008 %q", err, "too slow: outgoing queue full")
+			}
+			break
+		}
+		if f.Type != "item" || f.Item.Cursor != next {
+			t.Fatalf("slow client got %q %+v, want item %d", f.Type, f.Item, next)
+		}
+		next++
+	}
+	t.Logf("slow client dropped after %d items; it had been sent %d of them", produced-batch, next-1)
+	if next-1 >= produced {
+		t.Fatalf("the slow client got all %d items: it was not slow", produced)
+	}
+	fast.CloseNow()
+	<-fastDone
+}
+
+func TestViewTopicConsumedOnce(t *testing.T) {
+	const subscribers, items = 5, 20
+	e := newEnv(t, envOptions{})
+	conns := make([]*websocket.Conn, subscribers)
+	for i := range conns {
+		conns[i] = e.dial("demo", validToken(t, "demo"))
+		readSnapshot(t, conns[i])
+	}
+	e.produceItems(hitItems("demo", 1, items)...)
+	for _, c := range conns {
+		readItemsUntil(t, c, 0, items)
+	}
+	// One view consumes the topic: every record is seen and published once,
+	// however many subscribers there are.
+	if got := e.srv.records.Load(); got != items {
+		t.Errorf("view callback saw %d records, want %d", got, items)
+	}
+	if got := e.srv.hub.stats.published.Load(); got != items {
+		t.Errorf("hub published %d updates, want %d", got, items)
+	}
+}
+
+func TestPage(t *testing.T) {
+	e := newEnv(t, envOptions{noRun: true})
+	resp, err := http.Get(e.http.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{"<!doctype html>", "/v1/live", "Converted with", "converted_with", "snapshot"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(string(body), "http://") || strings.Contains(string(body), "https://") {
+		t.Error("page loads something from another origin")
+	}
+	if resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Error("page may leak its token through the referrer")
+	}
+	if resp, err := http.Get(e.http.URL + "/nothing-here"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /nothing-here: %v %v, want 404", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+func TestLiveSkipsCorruptRecords(t *testing.T) {
+	corrupt := func(e *env, key string) {
+		e.t.Helper()
+		_, _, err := e.prod.SendMessage(&sarama.ProducerMessage{Topic: string(topics.View),
+			Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder{0xff, 0xff, 0xff}})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	e := newEnv(t, envOptions{before: func(e *env) {
+		e.produceItems(hitItem("demo", 1))
+		corrupt(e, topics.ViewKey("demo", 2))
+	}})
+	c := e.dial("demo", validToken(t, "demo"))
+	if snap := readSnapshot(t, c); len(snap.Items) != 1 || snap.Items[0].Cursor != 1 {
+		t.Fatalf("snapshot %+v, want item 1 alone", snap.Items)
+	}
+	corrupt(e, topics.ViewKey("demo", 3))
+	corrupt(e, "demo-without-slot")
+	e.produceItems(hitItem("demo", 4))
+	f := readFrame(t, c)
+	if f.Type != "item" || f.Item.Cursor != 4 {
+		t.Fatalf("got %q %+v, want item 4 after the corrupt records", f.Type, f.Item)
+	}
+}
+
+func TestRunStopClosesLiveConnections(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := e.dial("demo", validToken(t, "demo"))
+	readSnapshot(t, c)
+	if err := e.srv.Run(context.Background()); err == nil {
+		t.Error("a second Run was accepted: the view topic would be consumed twice")
+	}
+
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		e.stopRun()
+	}()
+	_, err := tryReadFrame(c, 10*time.Second)
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("after Run stopped the client read %v, want close 1001", err)
+	}
+	<-stopped
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, e.liveURL(url.Values{"token": {validToken(t, "demo")}}), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("live after Run stopped: %v %v, want 503", resp, err)
+	}
+	if err := e.srv.WaitReady(ctx); err != nil {
+		t.Errorf("WaitReady after a clean run: %v", err)
+	}
+}

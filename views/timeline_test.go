@@ -1,0 +1,111 @@
+package views
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/livetab/livetab/codecs/livetabv1"
+)
+
+func hitEntry(account, session, id string, us int64) *livetabv1.TimelineEntry {
+	return &livetabv1.TimelineEntry{Item: &livetabv1.TimelineEntry_Hit{Hit: &livetabv1.Hit{
+		Id: id, Account: account, Session: session, ReceivedUs: us, Link: "spring", ClickId: "click-1"}}}
+}
+
+func eventEntry(account, session, id, name string, us int64) *livetabv1.TimelineEntry {
+	return &livetabv1.TimelineEntry{Item: &livetabv1.TimelineEntry_Event{Event: &livetabv1.Event{
+		Id: id, Account: account, Session: session, Name: name, TimeUs: us, ReceivedUs: us + 500}}}
+}
+
+func TestTimeline(t *testing.T) {
+	const sec = int64(time.Second / time.Microsecond)
+	conv := &livetabv1.Conversion{Id: "conv-1", Account: "demo", HitSession: "web-1", AppSession: "app-1",
+		HitId: "hit-1", EventId: "install-1", Method: livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID, TimeUs: t0 + 6*sec}
+	e := newEnv(t, envOptions{})
+	e.produceTimelines(
+		&livetabv1.Timeline{Session: "web-1", Account: "demo", PairedSession: "app-1", Conversion: conv,
+			Entries: []*livetabv1.TimelineEntry{hitEntry("demo", "web-1", "hit-1", t0), hitEntry("demo", "web-1", "hit-2", t0+2*sec)}},
+		&livetabv1.Timeline{Session: "app-1", Account: "demo", PairedSession: "web-1", Conversion: conv,
+			Entries: []*livetabv1.TimelineEntry{eventEntry("demo", "app-1", "install-1", "install", t0+5*sec), eventEntry("demo", "app-1", "open-1", "open", t0+9*sec)}},
+		// Another account's session, and a demo session that claims it as
+		// its pair: neither may show acme's data to demo.
+		&livetabv1.Timeline{Session: "acme-1", Account: "acme",
+			Entries: []*livetabv1.TimelineEntry{hitEntry("acme", "acme-1", "acme-hit", t0+sec)}},
+		&livetabv1.Timeline{Session: "web-2", Account: "demo", PairedSession: "acme-1",
+			Entries: []*livetabv1.TimelineEntry{hitEntry("demo", "web-2", "hit-3", t0+3*sec)}},
+	)
+	demo := validToken(t, "demo")
+	var got timelineJSON
+	waitFor(t, 10*time.Second, "the sessions view to hold web-2", func() bool {
+		return e.getJSON("/v1/timeline?session=web-2", demo, &timelineJSON{}) == http.StatusOK
+	})
+
+	type entry struct{ session, kind, id string }
+	ids := func(tl timelineJSON) []entry {
+		var out []entry
+		for _, en := range tl.Entries {
+			switch {
+			case en.Hit != nil:
+				out = append(out, entry{en.Session, en.Kind, en.Hit.ID})
+			case en.Event != nil:
+				out = append(out, entry{en.Session, en.Kind, en.Event.ID})
+			default:
+				out = append(out, entry{en.Session, en.Kind, ""})
+			}
+		}
+		return out
+	}
+	merged := []entry{
+		{"app-1", "event", "open-1"}, {"app-1", "event", "install-1"},
+		{"web-1", "hit", "hit-2"}, {"web-1", "hit", "hit-1"},
+	}
+	tests := []struct {
+		session, paired string
+	}{
+		{"app-1", "web-1"},
+		{"web-1", "app-1"},
+	}
+	for _, tt := range tests {
+		got = timelineJSON{}
+		if status := e.getJSON("/v1/timeline?account=demo&session="+tt.session, demo, &got); status != http.StatusOK {
+			t.Fatalf("%s: status %d", tt.session, status)
+		}
+		if got.Account != "demo" || got.Session != tt.session || got.PairedSession != tt.paired {
+			t.Errorf("%s: answered %q/%q paired with %q", tt.session, got.Account, got.Session, got.PairedSession)
+		}
+		if got.Conversion == nil || got.Conversion.ID != "conv-1" || got.Conversion.Method != "click_id" {
+			t.Errorf("%s: conversion %+v", tt.session, got.Conversion)
+		}
+		if g := ids(got); !slices.Equal(g, merged) {
+			t.Errorf("%s: entries %v, want newest first %v", tt.session, g, merged)
+		}
+	}
+	if en := got.Entries[0]; en.Time != timeJSON(t0+9*sec) {
+		t.Errorf("entry time %q, want the event's time", en.Time)
+	}
+
+	got = timelineJSON{}
+	e.getJSON("/v1/timeline?session=web-2", demo, &got)
+	if got.PairedSession != "" || len(got.Entries) != 1 || got.Entries[0].Hit.ID != "hit-3" {
+		t.Errorf("web-2 paired with another account's session: %+v", got)
+	}
+
+	notFound := []struct{ name, path string }{
+		{"unknown session", "/v1/timeline?session=nope"},
+		{"another account's session", "/v1/timeline?session=acme-1"},
+	}
+	for _, nf := range notFound {
+		var er errorJSON
+		if status := e.getJSON(nf.path, demo, &er); status != http.StatusNotFound || er.Error == "" {
+			t.Errorf("%s: %d %+v, want 404", nf.name, status, er)
+		}
+	}
+	if status := e.getJSON("/v1/timeline?session=acme-1", validToken(t, "acme"), &timelineJSON{}); status != http.StatusOK {
+		t.Errorf("acme's own session: %d, want 200", status)
+	}
+	if status := e.getJSON("/v1/timeline", demo, &errorJSON{}); status != http.StatusBadRequest {
+		t.Errorf("no session: %d, want 400", status)
+	}
+}

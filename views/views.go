@@ -1,0 +1,362 @@
+// Package views is livetab's views server: it consumes the compacted view
+// topic once per process and streams each account's view items to WebSocket
+// subscribers (GET /v1/live), answers the timeline API from the sessions
+// table (GET /v1/timeline), and serves a simple live page (GET /).
+//
+// Two goka views feed it. The view of topics.View keeps the newest items of
+// every account (the snapshot a new subscriber starts from) and hands every
+// record, as it arrives, to one fan-out hub that queues it for the
+// account's subscribers. The view of the sessions group table answers
+// timeline look-ups.
+package views
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+
+	"github.com/livetab/livetab/codecs"
+	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/topics"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Kafka connects the views; its topics must exist (topics.EnsureAll).
+	Kafka  topics.Kafka
+	Secret []byte       // verifies access tokens (codecs.ParseToken)
+	Logger *slog.Logger // default discard
+	// QueueSize bounds each subscriber's outgoing queue (default 256); a subscriber whose queue is
+	// full is closed with a clear close reason and never slows the others.
+	QueueSize int
+}
+
+// Defaults of the per-connection bounds. Tests change the timers through
+// the Server's fields.
+const (
+	// defaultQueueSize bounds a subscriber's queue when Options leave it 0.
+	defaultQueueSize    = 256
+	defaultWriteTimeout = 10 * time.Second
+	defaultPingInterval = 30 * time.Second
+	// readyPoll is how often Run checks whether both views recovered.
+	readyPoll = 10 * time.Millisecond
+)
+
+// errNotReady is returned by view reads before both views recovered or
+// after Run stopped them.
+var errNotReady = errors.New("views: not ready")
+
+// Server is the views server. Create it with New, start its views with Run
+// and mount its handlers with Register.
+type Server struct {
+	log       *slog.Logger
+	secret    []byte
+	queueSize int
+	// writeTimeout bounds one frame's write; pingInterval spaces the pings
+	// that detect dead connections.
+	writeTimeout time.Duration
+	pingInterval time.Duration
+
+	// items is the process's only consumer of the view topic; sessions
+	// reads the sessions group table.
+	items    *goka.View
+	sessions *goka.View
+	hub      *hub
+	// records counts view-topic records seen, recovery included.
+	records atomic.Int64
+	clients clientSet
+
+	started atomic.Bool
+	ready   chan struct{} // closed once both views recovered
+	stopped chan struct{} // closed when Run returns
+
+	// mu guards closed. View reads hold it for reading, so that once Run
+	// set closed no read is in flight when goka closes the views' storage.
+	mu      sync.RWMutex
+	closed  bool
+	streams sync.WaitGroup // live connections, waited for by Run
+}
+
+// New connects the server's two goka views. The topics must exist already
+// (topics.EnsureAll). Nothing is consumed before Run.
+func New(opts Options) (*Server, error) {
+	if len(opts.Kafka.Brokers) == 0 {
+		return nil, errors.New("views: no Kafka brokers")
+	}
+	if len(opts.Secret) == 0 {
+		return nil, errors.New("views: empty token secret")
+	}
+	if opts.QueueSize < 0 {
+		return nil, fmt.Errorf("views: negative queue size %d", opts.QueueSize)
+	}
+	if opts.QueueSize == 0 {
+		opts.QueueSize = defaultQueueSize
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		log:          log,
+		secret:       opts.Secret,
+		queueSize:    opts.QueueSize,
+		writeTimeout: defaultWriteTimeout,
+		pingInterval: defaultPingInterval,
+		hub:          newHub(log),
+		ready:        make(chan struct{}),
+		stopped:      make(chan struct{}),
+	}
+	var err error
+	s.items, err = goka.NewView(opts.Kafka.Brokers, goka.Table(topics.View), codecs.ViewItemCodec{},
+		append(s.viewOptions(opts.Kafka, "views-items"), goka.WithViewCallback(s.onViewRecord))...)
+	if err != nil {
+		s.clients.close(log)
+		return nil, fmt.Errorf("views: view of %s: %w", topics.View, err)
+	}
+	s.sessions, err = goka.NewView(opts.Kafka.Brokers, goka.GroupTable(topics.SessionsGroup), codecs.TimelineCodec{},
+		s.viewOptions(opts.Kafka, "views-sessions")...)
+	if err != nil {
+		s.clients.close(log)
+		return nil, fmt.Errorf("views: view of %s: %w", goka.GroupTable(topics.SessionsGroup), err)
+	}
+	return s, nil
+}
+
+// viewOptions are livetab's view options with the state in memory and the
+// sarama clients tracked, because a goka View never closes them.
+func (s *Server) viewOptions(k topics.Kafka, part string) []goka.ViewOption {
+	consumerCfg := k.SaramaConfig(part)
+	topicsCfg := k.SaramaConfig(part + "-topics")
+	return append(k.ViewOptions(part, mapBuilder()),
+		goka.WithViewConsumerSaramaBuilder(func(brokers []string, clientID string) (sarama.Consumer, error) {
+			c, err := goka.SaramaConsumerBuilderWithConfig(consumerCfg)(brokers, clientID)
+			if err == nil {
+				s.clients.add(c)
+			}
+			return c, err
+		}),
+		// A view's topic manager only lists partitions and reads offsets,
+		// so goka's default topic settings are fine here.
+		goka.WithViewTopicManagerBuilder(func(brokers []string) (goka.TopicManager, error) {
+			tm, err := goka.NewTopicManager(brokers, topicsCfg, goka.NewTopicManagerConfig())
+			if err == nil {
+				s.clients.add(tm)
+			}
+			return tm, err
+		}),
+	)
+}
+
+// Register mounts the server's handlers: GET /v1/live (WebSocket),
+// GET /v1/timeline and GET / (the page, which needs no other asset).
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/live", s.handleLive)
+	mux.HandleFunc("GET /v1/timeline", s.handleTimeline)
+	mux.HandleFunc("GET /{$}", s.handlePage)
+}
+
+// Run consumes both views until ctx is done, then closes every live
+// connection (status 1001) and waits for them. It may be called once.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("views: Run called more than once")
+	}
+	defer close(s.stopped)
+
+	// The views get their own context: they must stop only after the
+	// handlers stopped reading them (see shutdown).
+	viewCtx, cancelViews := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelViews()
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	for _, v := range []*goka.View{s.items, s.sessions} {
+		wg.Go(func() {
+			if err := v.Run(viewCtx); err != nil {
+				errs <- fmt.Errorf("views: view of %s: %w", v.Topic(), err)
+				return
+			}
+			errs <- nil
+		})
+	}
+	stopWatch := make(chan struct{})
+	wg.Go(func() { s.watchReady(stopWatch) })
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+		if err == nil {
+			err = errors.New("views: a view stopped")
+		}
+	}
+	close(stopWatch)
+	s.shutdown()
+	cancelViews()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
+	return errors.Join(err, s.clients.close(s.log))
+}
+
+// watchReady closes s.ready once both views recovered. goka's view state
+// may report running before every partition did, so it asks each view.
+func (s *Server) watchReady(stop <-chan struct{}) {
+	t := time.NewTicker(readyPoll)
+	defer t.Stop()
+	for {
+		if s.recovered() {
+			close(s.ready)
+			s.log.Info("views recovered")
+			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) recovered() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return !s.closed && s.items.Recovered() && s.sessions.Recovered()
+}
+
+// shutdown stops serving before the views close: no view read starts
+// after it set closed, and every live connection is told and waited for.
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.hub.close()
+	s.streams.Wait()
+}
+
+// WaitReady returns once both views recovered, or an error when ctx is
+// done or Run stopped first.
+func (s *Server) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return nil
+	case <-s.stopped:
+		select {
+		case <-s.ready:
+			return nil
+		default:
+		}
+		return errors.New("views: stopped before the views recovered")
+	case <-ctx.Done():
+		return fmt.Errorf("views: waiting for the views to recover: %w", ctx.Err())
+	}
+}
+
+// isReady reports whether requests may be served.
+func (s *Server) isReady() bool {
+	select {
+	case <-s.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// get reads key from v while the views are open.
+func (s *Server) get(v *goka.View, key string) (any, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed || !s.isReady() {
+		return nil, errNotReady
+	}
+	return v.Get(key)
+}
+
+// beginStream admits a live connection, to be ended with s.streams.Done.
+func (s *Server) beginStream() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed || !s.isReady() {
+		return false
+	}
+	s.streams.Add(1)
+	return true
+}
+
+// onViewRecord is the view topic's update callback: it stores the record
+// as goka would, then hands it to the hub. A record that does not decode
+// is logged and skipped; it must never stop the view.
+func (s *Server) onViewRecord(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
+		return err
+	}
+	s.records.Add(1)
+	if value == nil {
+		return nil // a tombstone: nothing to show
+	}
+	// ViewKey is account + separator + slot; the slot never holds a
+	// separator.
+	i := strings.LastIndex(key, topics.KeySeparator)
+	if i <= 0 {
+		s.log.Warn("skipping view record with a malformed key", "key", key, "partition", ctx.Partition(), "offset", ctx.Offset())
+		return nil
+	}
+	account := key[:i]
+	// The record is stored before the hub is asked, so that a subscriber
+	// that joins after this check finds it in its snapshot.
+	if !s.hub.wants(account) {
+		return nil
+	}
+	it, err := codecs.Typed[livetabv1.ViewItem](value)
+	if err == nil {
+		var u *update
+		if u, err = newUpdate(it, account); err == nil {
+			s.hub.publish(account, u)
+			return nil
+		}
+	}
+	s.log.Warn("skipping view record", "key", key, "partition", ctx.Partition(), "offset", ctx.Offset(), "error", err)
+	return nil
+}
+
+// clientSet holds the sarama clients of the views, to close after Run.
+type clientSet struct {
+	mu sync.Mutex
+	cs []io.Closer
+}
+
+func (c *clientSet) add(x io.Closer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cs = append(c.cs, x)
+}
+
+func (c *clientSet) close(log *slog.Logger) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, x := range c.cs {
+		// goka closes some of its topic managers itself.
+		if err := x.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+			errs = append(errs, err)
+		}
+	}
+	c.cs = nil
+	if err := errors.Join(errs...); err != nil {
+		log.Warn("closing Kafka clients", "error", err)
+		return fmt.Errorf("views: close Kafka clients: %w", err)
+	}
+	return nil
+}
