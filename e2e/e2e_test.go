@@ -26,6 +26,16 @@ import (
 
 var secret = []byte("e2e-secret")
 
+// testLogger logs warnings to stderr, or more with LIVETAB_E2E_LOG=debug|info
+// when a failure needs explaining.
+func testLogger() *slog.Logger {
+	level := slog.LevelWarn
+	if v := os.Getenv("LIVETAB_E2E_LOG"); v != "" {
+		_ = level.UnmarshalText([]byte(v))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
 // livetab is one running system.Run.
 type livetab struct {
 	t    *testing.T
@@ -43,7 +53,7 @@ func start(t *testing.T, dataDir string, demo bool) *livetab {
 	opts.Demo = demo
 	opts.DemoRate = 5
 	opts.Topics.Partitions = 4
-	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts.Logger = testLogger()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan system.Info, 1)
@@ -194,10 +204,14 @@ func (s *socket) read(ctx context.Context) frame {
 // snapshot, an item or an update frame) or ctx ends.
 func (s *socket) until(ctx context.Context, what string, match func(item) bool) item {
 	s.t.Helper()
+	var seen []string
 	for {
 		var f frame
 		if err := wsjson.Read(ctx, s.conn, &f); err != nil {
-			s.t.Fatalf("waiting for %s: %v", what, err)
+			s.t.Fatalf("waiting for %s: %v; frames seen meanwhile:\n%s", what, err, strings.Join(seen, "\n"))
+		}
+		if b, err := json.Marshal(f); err == nil {
+			seen = append(seen, string(b))
 		}
 		items := f.Items
 		if f.Item != nil {

@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -24,7 +22,7 @@ func startPart(t *testing.T, brokers []string, parts system.Parts) *livetab {
 	opts.Parts = parts
 	opts.Demo = false
 	opts.Topics.Partitions = 4
-	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts.Logger = testLogger()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan system.Info, 1)
 	done := make(chan error, 1)

@@ -192,6 +192,11 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 	if werr := g.Wait(); err == nil {
 		err = werr
 	}
+	if err != nil {
+		log.Error("livetab stopped", "err", err)
+	} else {
+		log.Info("livetab stopped")
+	}
 	return err
 }
 

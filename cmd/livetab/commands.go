@@ -180,7 +180,7 @@ func printReady(w io.Writer, name string, opts system.Options, info system.Info)
 		fmt.Fprintf(w, "  broker:     %s (embedded, data in %s)\n", strings.Join(info.Brokers, ","), opts.DataDir)
 	}
 	if opts.Parts.Views && opts.Secret != nil {
-		token, err := codecs.SignToken(opts.Secret, codecs.Claims{Account: system.DemoAccount, Admin: true, Expires: time.Now().Add(24 * time.Hour)})
+		token, err := codecs.SignToken(opts.Secret, codecs.Claims{Account: system.DemoAccount, Expires: time.Now().Add(24 * time.Hour)})
 		if err == nil {
 			q := url.Values{"account": {system.DemoAccount}, "token": {token}}.Encode()
 			fmt.Fprintf(w, "  Live Tab:   %s/?%s\n", info.URL, q)
@@ -189,6 +189,9 @@ func printReady(w io.Writer, name string, opts system.Options, info system.Info)
 	}
 	if opts.Parts.Collector {
 		fmt.Fprintf(w, "  try a hit:  curl -i %s/l/%s/spring-sale\n", info.URL, system.DemoAccount)
+	}
+	if info.Embedded {
+		fmt.Fprintf(w, "  admin token (to change links): livetab token --admin --account %s --data-dir %s\n", system.DemoAccount, opts.DataDir)
 	}
 	fmt.Fprintln(w, "Press Ctrl-C to stop; data is kept for the next start.")
 }
