@@ -60,6 +60,7 @@ type Collector struct {
 
 	producer producer
 	links    *linkStore
+	metrics  *metrics
 	// visibleTimeout bounds the read-your-writes wait of link writes.
 	visibleTimeout time.Duration
 
@@ -105,6 +106,7 @@ func New(opts Options) (*Collector, error) {
 		ua:       heuristicUA{},
 		producer: &closingProducer{p: p},
 		links:    links,
+		metrics:  &metrics{},
 		runDone:  make(chan struct{}),
 
 		visibleTimeout: linkVisibleTimeout,
