@@ -3,11 +3,15 @@ package collector_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
@@ -18,17 +22,24 @@ import (
 type eventsAnswer struct {
 	Error   string `json:"error"`
 	Results []struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
-		Reason string `json:"reason"`
+		ID      string `json:"id"`
+		Status  string `json:"status"`
+		Code    string `json:"code"`
+		Reason  string `json:"reason"`
+		Warning string `json:"warning"`
 	} `json:"results"`
 }
 
-// statuses renders the results as "id:status" in order.
+// statuses renders the results as "id:status" in order, with the code of
+// rejected ones: "id:rejected:code".
 func (a eventsAnswer) statuses() []string {
 	var s []string
 	for _, r := range a.Results {
-		s = append(s, r.ID+":"+r.Status)
+		st := r.ID + ":" + r.Status
+		if r.Code != "" {
+			st += ":" + r.Code
+		}
+		s = append(s, st)
 	}
 	return s
 }
@@ -37,12 +48,75 @@ func event(id, session, name string) map[string]any {
 	return map[string]any{"id": id, "account": "acme", "session": session, "name": name}
 }
 
+// known registers a link for each account, which makes the collector take
+// their events.
+func (e *env) known(accounts ...string) {
+	e.t.Helper()
+	for _, a := range accounts {
+		e.putLink(a, "home", map[string]any{"destination": "https://example.com/" + a})
+	}
+}
+
+// postEvents posts body and decodes the answer, which must have results.
+func (e *env) postEvents(r request) (*http.Response, eventsAnswer) {
+	e.t.Helper()
+	r.method, r.path = "POST", "/v1/events"
+	resp, body := e.do(r)
+	var ans eventsAnswer
+	if err := json.Unmarshal(body, &ans); err != nil || ans.Results == nil {
+		e.t.Fatalf("answer %d %q: want {\"results\":[…]}", resp.StatusCode, body)
+	}
+	return resp, ans
+}
+
+// producedEvents decodes the events written since before, checking each is
+// keyed by its session.
+func (e *env) producedEvents(before offsets) map[string]*livetabv1.Event {
+	e.t.Helper()
+	evs := map[string]*livetabv1.Event{}
+	for _, m := range e.since(string(topics.Events), before) {
+		ev, err := codecs.Typed[livetabv1.Event](m.Value)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if string(m.Key) != ev.Session {
+			e.t.Errorf("event %s keyed %q, want its session %q", ev.Id, m.Key, ev.Session)
+		}
+		evs[ev.Id] = ev
+	}
+	return evs
+}
+
+func protoBatch(t *testing.T, evs ...*livetabv1.Event) []byte {
+	t.Helper()
+	b, err := proto.Marshal(&livetabv1.EventBatch{Events: evs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestEvents(t *testing.T) {
 	e := startEnv(t, envOptions{})
+	e.known("acme", "other")
+	pe := func(id, account string) *livetabv1.Event {
+		return &livetabv1.Event{Id: id, Account: account, Session: "app-" + id, Name: "open"}
+	}
+	badUTF8 := pe("pb2", "acme")
+	badUTF8Data, err := proto.Marshal(badUTF8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badUTF8Data = protowire.AppendString(protowire.AppendTag(badUTF8Data, 4, protowire.BytesType), "op\xffen")
+	mixedProto := protowire.AppendBytes(protowire.AppendTag(protoBatch(t, pe("pb1", "acme")), 1, protowire.BytesType), badUTF8Data)
+	mixedProto = append(mixedProto, protoBatch(t, pe("pb3", "nobody"), pe("pb4", "other"))...)
+
 	tests := []struct {
 		name         string
 		body         any
+		contentType  string
 		wantStatus   int
+		wantError    string
 		wantResults  []string
 		wantProduced []string // event ids on the topic
 		wantReason   string   // of the first rejected event
@@ -58,30 +132,57 @@ func TestEvents(t *testing.T) {
 			map[string]any{"id": "p2", "account": "acme", "name": "open"},
 			map[string]any{"id": "p3", "account": "acme", "session": "app-1", "name": "open", "colour": "red"},
 			event("p4", "app-2", "open"),
+			map[string]any{"id": "p5", "account": "nobody", "session": "app-5", "name": "open"},
+			map[string]any{"id": "p6", "account": "other", "session": "app-6", "name": "open"},
 		}, wantStatus: 200,
-			wantResults:  []string{"p1:accepted", "p2:rejected", "p3:rejected", "p4:accepted"},
-			wantProduced: []string{"p1", "p4"}, wantReason: "missing session"},
-		{name: "all bad", body: []any{map[string]any{"id": "b1", "account": "acme", "session": "s"}, 7}, wantStatus: 400,
-			wantResults: []string{"b1:rejected", ":rejected"}, wantReason: "missing name"},
-		{name: "unknown field in a single event", body: `{"id":"u1","account":"acme","session":"s","name":"open","extra":1}`, wantStatus: 400,
-			wantResults: []string{"u1:rejected"}, wantReason: `unknown field "extra"`},
+			wantResults:  []string{"p1:accepted", "p2:rejected:missing_field", "p3:rejected:malformed", "p4:accepted", "p5:rejected:unknown_account", "p6:accepted"},
+			wantProduced: []string{"p1", "p4", "p6"}, wantReason: "missing session"},
+		{name: "all bad", body: []any{map[string]any{"id": "b1", "account": "acme", "session": "s"}, 7}, wantStatus: 400, wantError: "no valid event",
+			wantResults: []string{"b1:rejected:missing_field", ":rejected:malformed"}, wantReason: "missing name"},
+		{name: "unknown field in a single event", body: `{"id":"u1","account":"acme","session":"s","name":"open","extra":1}`, wantStatus: 400, wantError: "no valid event",
+			wantResults: []string{"u1:rejected:malformed"}, wantReason: `unknown field "extra"`},
+		{name: "invalid UTF-8 in a single event", body: "{\"id\":\"i1\",\"account\":\"acme\",\"session\":\"s\",\"name\":\"op\xffen\"}", wantStatus: 400, wantError: "no valid event",
+			wantResults: []string{"i1:rejected:invalid_utf8"}, wantReason: "name: not valid UTF-8"},
+		{name: "too many params", body: map[string]any{"id": "m1", "account": "acme", "session": "s", "name": "open", "params": manyParams(collector.MaxEventParams + 1)},
+			wantStatus: 400, wantError: "no valid event", wantResults: []string{"m1:rejected:too_many_params"}, wantReason: "params: 51 entries, at most 50"},
+		{name: "unknown account", body: map[string]any{"id": "n1", "account": "nobody", "session": "s", "name": "open"}, wantStatus: 404, wantError: "unknown account",
+			wantResults: []string{"n1:rejected:unknown_account"}, wantReason: `account: unknown account "nobody"`},
+		{name: "only unknown accounts", body: []any{map[string]any{"id": "n2", "account": "nobody", "session": "s", "name": "open"},
+			map[string]any{"id": "n3", "account": "nobody-else", "session": "s", "name": "open"}}, wantStatus: 404, wantError: "unknown account",
+			wantResults: []string{"n2:rejected:unknown_account", "n3:rejected:unknown_account"}},
+		{name: "unknown account and a bad event", body: []any{map[string]any{"id": "n4", "account": "nobody", "session": "s", "name": "open"},
+			map[string]any{"id": "n5", "account": "acme", "name": "open"}}, wantStatus: 400, wantError: "no valid event",
+			wantResults: []string{"n4:rejected:unknown_account", "n5:rejected:missing_field"}},
+
+		{name: "protobuf batch", contentType: "application/x-protobuf", body: protoBatch(t, pe("pa1", "acme"), pe("pa2", "other")), wantStatus: 200,
+			wantResults: []string{"pa1:accepted", "pa2:accepted"}, wantProduced: []string{"pa1", "pa2"}},
+		{name: "protobuf, application/protobuf", contentType: "application/protobuf", body: protoBatch(t, pe("pc1", "acme")), wantStatus: 200,
+			wantResults: []string{"pc1:accepted"}, wantProduced: []string{"pc1"}},
+		{name: "protobuf batch partly bad", contentType: "application/x-protobuf", body: mixedProto, wantStatus: 200,
+			wantResults:  []string{"pb1:accepted", "pb2:rejected:invalid_utf8", "pb3:rejected:unknown_account", "pb4:accepted"},
+			wantProduced: []string{"pb1", "pb4"}, wantReason: "name: not valid UTF-8"},
+		{name: "protobuf batch all bad", contentType: "application/x-protobuf", body: protoBatch(t, &livetabv1.Event{Id: "pd1", Account: "acme", Name: "open"}),
+			wantStatus: 400, wantError: "no valid event", wantResults: []string{"pd1:rejected:missing_field"}, wantReason: "missing session"},
+		{name: "protobuf unknown account", contentType: "application/x-protobuf", body: protoBatch(t, pe("pe1", "nobody")),
+			wantStatus: 404, wantError: "unknown account", wantResults: []string{"pe1:rejected:unknown_account"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.endOffsets(string(topics.Events))
-			resp, body := e.do(request{method: "POST", path: "/v1/events", body: tt.body})
+			resp, ans := e.postEvents(request{body: tt.body, contentType: tt.contentType})
 			if resp.StatusCode != tt.wantStatus {
-				t.Fatalf("status %d %s, want %d", resp.StatusCode, body, tt.wantStatus)
-			}
-			var ans eventsAnswer
-			if err := json.Unmarshal(body, &ans); err != nil {
-				t.Fatalf("answer %q: %v", body, err)
+				t.Fatalf("status %d %v, want %d", resp.StatusCode, ans, tt.wantStatus)
 			}
 			if !slices.Equal(ans.statuses(), tt.wantResults) {
 				t.Errorf("results %v, want %v", ans.statuses(), tt.wantResults)
 			}
-			if (tt.wantStatus == 400) != (ans.Error != "") {
-				t.Errorf("error %q with status %d: a 400 carries an error, a 200 none", ans.Error, resp.StatusCode)
+			if !strings.Contains(ans.Error, tt.wantError) || (tt.wantError == "") != (ans.Error == "") {
+				t.Errorf("error %q, want %q: a 200 carries none", ans.Error, tt.wantError)
+			}
+			for _, r := range ans.Results {
+				if r.Status == collector.StatusRejected && r.Reason == "" {
+					t.Errorf("result %+v: a rejection must say why", r)
+				}
 			}
 			if tt.wantReason != "" {
 				for _, r := range ans.Results {
@@ -93,18 +194,7 @@ func TestEvents(t *testing.T) {
 					}
 				}
 			}
-			var produced []string
-			for _, m := range e.since(string(topics.Events), before) {
-				ev, err := codecs.Typed[livetabv1.Event](m.Value)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if string(m.Key) != ev.Session {
-					t.Errorf("event %s keyed %q, want its session %q", ev.Id, m.Key, ev.Session)
-				}
-				produced = append(produced, ev.Id)
-			}
-			slices.Sort(produced)
+			produced := slices.Sorted(maps.Keys(e.producedEvents(before)))
 			if !slices.Equal(produced, tt.wantProduced) {
 				t.Errorf("produced %v, want %v", produced, tt.wantProduced)
 			}
@@ -112,33 +202,38 @@ func TestEvents(t *testing.T) {
 	}
 }
 
+func manyParams(n int) map[string]string {
+	p := map[string]string{}
+	for i := range n {
+		p[fmt.Sprintf("p%d", i)] = "v"
+	}
+	return p
+}
+
 func TestEventFields(t *testing.T) {
 	e := startEnv(t, envOptions{})
+	e.known("acme")
 	before := e.endOffsets(string(topics.Events))
-	resp, body := e.do(request{method: "POST", path: "/v1/events?sdk=ios-1.4&sdk=ignored", contentType: "application/json; charset=utf-8",
+	resp, ans := e.postEvents(request{path: "/v1/events", contentType: "application/json; charset=utf-8",
 		header: http.Header{"User-Agent": {uaIPhone}, "Referer": {"https://example.com/app"}, "Accept-Language": {"fr"}},
 		body: []any{
 			map[string]any{"id": "f1", "account": "acme", "session": "app-9", "name": "install", "time": "2026-11-22T09:59:58.25Z",
 				"platform": "ios", "app_version": "3.2.1", "device_ids": []string{"idfv-hash"}, "click_id": "click-1", "params": map[string]string{"store": "appstore"}},
 			event("f2", "app-9", "open"),
+			map[string]any{"id": "f3", "account": "acme", "session": "app-9", "name": "open", "time": "2027-01-01T00:00:00Z"},
 		}})
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%d %s", resp.StatusCode, body)
+		t.Fatalf("%d %v", resp.StatusCode, ans)
 	}
-	msgs := e.since(string(topics.Events), before)
-	if len(msgs) != 2 {
-		t.Fatalf("%d events produced, want 2", len(msgs))
+	if w := ans.Results[2].Warning; !strings.Contains(w, "ahead of the collector's clock") || ans.Results[2].Status != collector.StatusAccepted {
+		t.Errorf("f3 from a device clock a month ahead: %+v, want accepted with a warning", ans.Results[2])
 	}
-	byID := map[string]*livetabv1.Event{}
-	for _, m := range msgs {
-		ev, err := codecs.Typed[livetabv1.Event](m.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		byID[ev.Id] = ev
+	if ans.Results[0].Warning != "" {
+		t.Errorf("f1 warning %q", ans.Results[0].Warning)
 	}
-	f1, f2 := byID["f1"], byID["f2"]
-	if f1 == nil || f2 == nil {
+	byID := e.producedEvents(before)
+	f1, f2, f3 := byID["f1"], byID["f2"], byID["f3"]
+	if len(byID) != 3 || f1 == nil || f2 == nil || f3 == nil {
 		t.Fatalf("events %v", byID)
 	}
 	wantTime := time.Date(2026, 11, 22, 9, 59, 58, 250e6, time.UTC).UnixMicro()
@@ -150,22 +245,55 @@ func TestEventFields(t *testing.T) {
 	if f2.TimeUs != e.now.UnixMicro() {
 		t.Errorf("f2 without time: time_us %d, want received %d", f2.TimeUs, e.now.UnixMicro())
 	}
+	if f3.TimeUs != e.now.UnixMicro() {
+		t.Errorf("f3 from the future: time_us %d, want clamped to received %d", f3.TimeUs, e.now.UnixMicro())
+	}
 	for _, ev := range []*livetabv1.Event{f1, f2} {
 		r := ev.GetRequest()
 		if r.GetIp() != "127.0.0.1" || r.GetUserAgent() != uaIPhone || r.GetReferrer() != "https://example.com/app" || r.GetAcceptLanguage() != "fr" ||
-			len(r.GetParams()) != 1 || r.GetParams()["sdk"] != "ios-1.4" {
+			r.GetOs() != "iOS" || r.GetDevice() != "iPhone" {
 			t.Errorf("%s request = %v", ev.Id, r)
 		}
 	}
 }
 
+// TestEventsProtobufFields checks that an event sent as protobuf is
+// written with the same fields as sent, plus what the collector adds.
+func TestEventsProtobufFields(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	e.known("acme")
+	sent := &livetabv1.Event{Id: "pf1", Account: "acme", Session: "app-1", Name: "purchase", TimeUs: e.now.Add(-time.Hour).UnixMicro(),
+		Platform: livetabv1.Platform_PLATFORM_ANDROID, AppVersion: "9.1", DeviceIds: []string{"gaid-hash", "other-hash"}, ClickId: "click-9",
+		Params: map[string]string{"sku": "seed-pack", "amount": "2.99"}}
+	before := e.endOffsets(string(topics.Events))
+	resp, ans := e.postEvents(request{contentType: "application/x-protobuf", body: protoBatch(t, sent), header: http.Header{"User-Agent": {"okhttp/4.12.0"}}})
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%d (%s) %v", resp.StatusCode, resp.Header.Get("Content-Type"), ans)
+	}
+	got := e.producedEvents(before)["pf1"]
+	if got == nil {
+		t.Fatal("pf1 not produced")
+	}
+	if got.ReceivedUs != e.now.UnixMicro() || got.GetRequest().GetIp() != "127.0.0.1" || got.GetRequest().GetUserAgent() != "okhttp/4.12.0" {
+		t.Errorf("collector's fields: received %d, request %v", got.ReceivedUs, got.GetRequest())
+	}
+	got.ReceivedUs, got.Request = 0, nil
+	if !proto.Equal(got, sent) {
+		t.Errorf("produced\n %v\nwant\n %v", got, sent)
+	}
+}
+
 func TestEventsRejected(t *testing.T) {
 	e := startEnv(t, envOptions{})
+	e.known("acme")
 	many := make([]any, collector.MaxEventsPerRequest+1)
+	manyProto := make([]*livetabv1.Event, collector.MaxEventsPerRequest+1)
 	for i := range many {
 		many[i] = event(fmt.Sprintf("m%d", i), "s", "open")
+		manyProto[i] = &livetabv1.Event{Id: fmt.Sprintf("m%d", i), Account: "acme", Session: "s", Name: "open"}
 	}
 	huge := `[{"id":"h1","account":"acme","session":"s","name":"open","params":{"pad":"` + strings.Repeat("x", collector.MaxEventsBody) + `"}}]`
+	good := protoBatch(t, &livetabv1.Event{Id: "g1", Account: "acme", Session: "s", Name: "open"})
 	tests := []struct {
 		name       string
 		r          request
@@ -174,15 +302,28 @@ func TestEventsRejected(t *testing.T) {
 	}{
 		{name: "malformed JSON", r: request{body: "[{\"id\":\"e1\",\n\"account\" \"acme\"}]"}, wantStatus: 400, wantReason: "malformed JSON at line 2, column 11"},
 		{name: "truncated JSON", r: request{body: `{"id":"e1"`}, wantStatus: 400, wantReason: "malformed JSON"},
+		{name: "JSON with trailing data", r: request{body: `{"id":"e1"} {}`}, wantStatus: 400, wantReason: "malformed JSON"},
 		{name: "empty body", r: request{body: "", contentType: "application/json"}, wantStatus: 400, wantReason: "empty body"},
+		{name: "scalar body", r: request{body: `"install"`}, wantStatus: 400, wantReason: "body must be an event object"},
 		{name: "no events", r: request{body: `{"events":[]}`}, wantStatus: 400, wantReason: "no events"},
 		{name: "too many events", r: request{body: many}, wantStatus: 400, wantReason: "too many events: 101, at most 100"},
+		{name: "too many protobuf events", r: request{body: protoBatch(t, manyProto...), contentType: "application/x-protobuf"}, wantStatus: 400, wantReason: "too many events: 101, at most 100"},
 		{name: "body too large", r: request{body: huge}, wantStatus: 413, wantReason: "larger than"},
-		{name: "wrong content type", r: request{body: `{"id":"e1"}`, contentType: "text/plain"}, wantStatus: 415, wantReason: "application/json"},
+		{name: "protobuf body too large", r: request{body: append(good, make([]byte, collector.MaxEventsBody)...), contentType: "application/x-protobuf"}, wantStatus: 413, wantReason: "larger than"},
+		{name: "malformed protobuf", r: request{body: good[:len(good)-2], contentType: "application/x-protobuf"}, wantStatus: 400, wantReason: "malformed protobuf EventBatch at byte 0"},
+		{name: "JSON sent as protobuf", r: request{body: `{"id":"e1"}`, contentType: "application/x-protobuf"}, wantStatus: 400, wantReason: "protobuf EventBatch"},
+		{name: "empty protobuf batch", r: request{body: []byte{}, contentType: "application/x-protobuf"}, wantStatus: 400, wantReason: "no events"},
+		{name: "protobuf sent as JSON", r: request{body: good}, wantStatus: 400, wantReason: "malformed JSON"},
+		{name: "wrong content type", r: request{body: `{"id":"e1"}`, contentType: "text/plain"}, wantStatus: 415, wantReason: "application/json or application/x-protobuf"},
+		{name: "no content type", r: request{body: `{"id":"e1"}`, contentType: " "}, wantStatus: 415, wantReason: "content type must be"},
 		{name: "form post", r: request{body: "id=e1", contentType: "application/x-www-form-urlencoded"}, wantStatus: 415, wantReason: "application/json"},
+		{name: "gzipped body", r: request{body: "\x1f\x8b\x08", header: http.Header{"Content-Encoding": {"gzip"}}}, wantStatus: 415, wantReason: `content encoding "gzip" is not supported`},
+		{name: "JSON in latin-1", r: request{body: `{"id":"e1"}`, contentType: "application/json; charset=iso-8859-1"}, wantStatus: 415, wantReason: "JSON must be UTF-8"},
 		{name: "wrong method", r: request{method: "GET"}, wantStatus: 405, wantReason: "use POST"},
+		{name: "PUT", r: request{method: "PUT", body: event("x", "s", "open")}, wantStatus: 405, wantReason: "use POST"},
 		{name: "wrapper with more fields", r: request{body: `{"events":[{"id":"e1"}],"batch":1}`}, wantStatus: 400, wantReason: "wrapper"},
 		{name: "unknown field", r: request{body: `{"id":"e1","account":"acme","session":"s","name":"open","colour":"red"}`}, wantStatus: 400, wantReason: "no valid event"},
+		{name: "unknown account", r: request{body: `{"id":"e1","account":"nobody","session":"s","name":"open"}`}, wantStatus: 404, wantReason: "unknown account"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,5 +345,41 @@ func TestEventsRejected(t *testing.T) {
 			}
 			e.nothingSince(string(topics.Events), before, tt.name)
 		})
+	}
+}
+
+// TestEventsAccountLifecycle checks that an account's events are taken
+// from its first link on, and refused again once its last link is
+// deleted.
+func TestEventsAccountLifecycle(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	post := func(id string) int {
+		t.Helper()
+		resp, _ := e.postEvents(request{body: map[string]any{"id": id, "account": "newco", "session": "s", "name": "open"}})
+		return resp.StatusCode
+	}
+	before := e.endOffsets(string(topics.Events))
+	if got := post("l1"); got != http.StatusNotFound {
+		t.Errorf("before any link: %d, want 404", got)
+	}
+	e.putLink("newco", "a", map[string]any{"destination": "https://example.com/a"})
+	e.putLink("newco", "b", map[string]any{"destination": "https://example.com/b"})
+	if got := post("l2"); got != http.StatusOK {
+		t.Errorf("with links: %d, want 200", got)
+	}
+	for _, slug := range []string{"a", "b"} {
+		if resp, body := e.do(request{method: "DELETE", path: "/v1/links/newco/" + slug, token: e.token("newco", true)}); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("DELETE %s: %d %s", slug, resp.StatusCode, body)
+		}
+		want := http.StatusOK
+		if slug == "b" {
+			want = http.StatusNotFound
+		}
+		if got := post("l3-" + slug); got != want {
+			t.Errorf("after deleting %s: %d, want %d", slug, got, want)
+		}
+	}
+	if got := slices.Sorted(maps.Keys(e.producedEvents(before))); !slices.Equal(got, []string{"l2", "l3-a"}) {
+		t.Errorf("produced %v, want [l2 l3-a]", got)
 	}
 }

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"context"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -25,14 +26,29 @@ type failingProducer struct {
 	err error
 }
 
-func (f failingProducer) SendMessage(*sarama.ProducerMessage) (int32, int64, error) {
+func (f failingProducer) SendMessageContext(context.Context, *sarama.ProducerMessage) (int32, int64, error) {
 	return -1, -1, f.err
 }
 
-func (f failingProducer) SendMessages(msgs []*sarama.ProducerMessage) error {
+func (f failingProducer) SendMessagesContext(_ context.Context, msgs []*sarama.ProducerMessage) error {
 	errs := make(sarama.ProducerErrors, 0, len(msgs))
 	for _, m := range msgs {
 		errs = append(errs, &sarama.ProducerError{Msg: m, Err: f.err})
 	}
 	return errs
+}
+
+// ProducerConfig is the sarama configuration of the collector's producer.
+var ProducerConfig = producerConfig
+
+// ProduceInFlight is how many writes c's requests are waiting on.
+func ProduceInFlight(c *Collector) int64 { return c.metrics.inFlight.Load() }
+
+// ProducerPending is how many messages c's producer holds unanswered.
+func ProducerPending(c *Collector) int64 { return c.metrics.pending.Load() }
+
+// ProducerClosing is closed once c's Close has begun (and no new write is
+// taken).
+func ProducerClosing(c *Collector) <-chan struct{} {
+	return c.producer.(*ackProducer).closing
 }

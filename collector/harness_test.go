@@ -5,9 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -32,25 +36,36 @@ type env struct {
 	client *http.Client // does not follow redirects; keeps cookies
 	kc     sarama.Client
 	cons   sarama.Consumer
+
+	broker     *topics.Embedded
+	brokerOpts topics.EmbeddedOptions // how to start the broker again
 }
 
 type envOptions struct {
 	opts      func(*collector.Options)
 	noRun     bool                       // leave the links view stopped
 	beforeRun func(*collector.Collector) // called before Run
+	// persist keeps the broker's data on disk, so that stopBroker and
+	// startBroker model a broker restart.
+	persist bool
 }
 
 // startEnv starts a broker, ensures the topics, starts a collector and
-// serves it with httptest. Everything is stopped in t.Cleanup, in the order
-// production uses: HTTP server, view, producer, broker.
+// serves it with httptest, with the operators' endpoints mounted the way
+// the system mounts them: GET /metrics and GET /readyz. Everything is
+// stopped in t.Cleanup, in the order production uses: HTTP server, view,
+// producer, broker.
 func startEnv(t *testing.T, eo envOptions) *env {
 	t.Helper()
-	e, err := topics.StartEmbedded(topics.EmbeddedOptions{})
-	if err != nil {
-		t.Fatal(err)
+	e := &env{t: t}
+	if eo.persist {
+		e.brokerOpts.DataDir = t.TempDir()
 	}
-	t.Cleanup(e.Close)
-	k := topics.Kafka{Brokers: e.Addrs(), Topics: topics.Config{Partitions: 3}}
+	e.startBroker()
+	// Whichever broker runs at the end is closed last.
+	t.Cleanup(func() { e.broker.Close() })
+	k := topics.Kafka{Brokers: e.broker.Addrs(), Topics: topics.Config{Partitions: 3}, Logger: testLogger()}
+	e.k = k
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := topics.EnsureAll(ctx, k); err != nil {
@@ -58,7 +73,8 @@ func startEnv(t *testing.T, eo envOptions) *env {
 	}
 
 	now := time.Date(2026, 11, 22, 10, 0, 0, 123456000, time.UTC)
-	opts := collector.Options{Kafka: k, Secret: testSecret, Now: func() time.Time { return now }}
+	e.now = now
+	opts := collector.Options{Kafka: k, Secret: testSecret, Now: func() time.Time { return now }, Logger: k.Logger}
 	if eo.opts != nil {
 		eo.opts(&opts)
 	}
@@ -66,6 +82,7 @@ func startEnv(t *testing.T, eo envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.c = c
 	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
 			t.Errorf("close collector: %v", err)
@@ -95,25 +112,78 @@ func startEnv(t *testing.T, eo envOptions) *env {
 	}
 	mux := http.NewServeMux()
 	c.Register(mux)
+	mux.Handle("GET /metrics", c.Metrics())
+	mux.Handle("GET /readyz", c.ReadyHandler())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	e.client = newClient(t)
 
-	cfg := k.SaramaConfig("test")
+	e.connectClient()
+	t.Cleanup(func() {
+		e.cons.Close()
+		e.kc.Close()
+	})
+	return e
+}
+
+// startBroker starts the embedded broker; after stopBroker, on the same
+// port and, with envOptions.persist, the same data.
+func (e *env) startBroker() {
+	e.t.Helper()
+	b, err := topics.StartEmbedded(e.brokerOpts)
+	if err != nil {
+		e.t.Fatalf("start broker: %v", err)
+	}
+	e.broker = b
+	if e.brokerOpts.Port == 0 {
+		_, port, err := net.SplitHostPort(b.Addrs()[0])
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if e.brokerOpts.Port, err = strconv.Atoi(port); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// stopBroker closes the broker, as when it crashes or restarts: its port
+// refuses connections until startBroker.
+func (e *env) stopBroker() { e.broker.Close() }
+
+// connectClient (re)connects the test's own client of the topics.
+func (e *env) connectClient() {
+	e.t.Helper()
+	if e.cons != nil {
+		e.cons.Close()
+		e.kc.Close()
+	}
+	cfg := e.k.SaramaConfig("test")
 	// Closing a partition consumer waits for its pending fetch; a short
 	// fetch wait keeps reading the topics quick.
 	cfg.Consumer.MaxWaitTime = 20 * time.Millisecond
-	kc, err := sarama.NewClient(k.Brokers, cfg)
+	kc, err := sarama.NewClient(e.k.Brokers, cfg)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	t.Cleanup(func() { kc.Close() })
 	cons, err := sarama.NewConsumerFromClient(kc)
 	if err != nil {
-		t.Fatal(err)
+		kc.Close()
+		e.t.Fatal(err)
 	}
-	t.Cleanup(func() { cons.Close() })
+	e.kc, e.cons = kc, cons
+}
 
-	return &env{t: t, k: k, c: c, url: srv.URL, now: now, client: newClient(t), kc: kc, cons: cons}
+// testLogger logs to stderr at the level in LIVETAB_COLLECTOR_TEST_LOG
+// (debug, info, warn, error), or nowhere when it is unset, to see what the
+// collector and its Kafka clients did in a failing test.
+func testLogger() *slog.Logger {
+	var level slog.Level
+	v := os.Getenv("LIVETAB_COLLECTOR_TEST_LOG")
+	if v == "" || level.UnmarshalText([]byte(v)) != nil {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // newClient is a browser-like client that keeps cookies but does not

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"google.golang.org/protobuf/proto"
@@ -21,18 +23,23 @@ const (
 	// ClickIDParam is the query parameter that hands the click id to the
 	// destination, for the app to send back in its install event.
 	ClickIDParam = "click_id"
+	// ReferrerParam is Google Play's install referrer parameter: for a
+	// Google Play destination the click id travels inside it, as
+	// click_id=<id>, because the Play Store hands the app only that
+	// parameter (Install Referrer API).
+	ReferrerParam = "referrer"
 	// DeviceIDParam is the query parameter by which a re-engagement link
-	// carries a hashed advertising id into Hit.device_id.
+	// carries a hashed advertising id into Hit.device_id; one that is
+	// longer than MaxDeviceIDLen or not UTF-8 is no id and left out.
 	DeviceIDParam = "device_id"
-	maxDeviceID   = 256
 )
 
 // hit serves GET /l/{account}/{slug}: it produces a Hit and, once Kafka has
 // it, redirects the visitor to the link's destination for its platform,
 // with the click id in the query.
 func (c *Collector) hit(w http.ResponseWriter, r *http.Request) {
-	account, slug := r.PathValue("account"), r.PathValue("slug")
-	if !namePattern.MatchString(account) || !namePattern.MatchString(slug) {
+	account, slug, ok := shortLinkNames(r)
+	if !ok {
 		writeError(w, http.StatusNotFound, "link not found")
 		return
 	}
@@ -63,6 +70,13 @@ func (c *Collector) hit(w http.ResponseWriter, r *http.Request) {
 	c.recordHit(w, r, link, req, ua, id, clickID, dest)
 }
 
+// shortLinkNames reads {account} and {slug} of a short link's path; ok is
+// false unless both are valid names, which no link can have otherwise.
+func shortLinkNames(r *http.Request) (account, slug string, ok bool) {
+	account, slug = r.PathValue("account"), r.PathValue("slug")
+	return account, slug, namePattern.MatchString(account) && namePattern.MatchString(slug)
+}
+
 // recordHit produces the hit and answers the visitor once Kafka has it.
 func (c *Collector) recordHit(w http.ResponseWriter, r *http.Request, link *livetabv1.Link, req *livetabv1.Request, ua userAgent, id, clickID, dest string) {
 	session := ""
@@ -73,7 +87,7 @@ func (c *Collector) recordHit(w http.ResponseWriter, r *http.Request, link *live
 		writeError(w, http.StatusInternalServerError, "cannot mint ids")
 		return
 	}
-	location, err := withClickID(dest, clickID)
+	location, err := clickLocation(dest, clickID)
 	if err != nil {
 		// Destinations are checked when links are written; a link that
 		// slipped through still redirects, without the click id.
@@ -91,7 +105,7 @@ func (c *Collector) recordHit(w http.ResponseWriter, r *http.Request, link *live
 		Request:     req,
 		Destination: location,
 		Platform:    ua.Platform,
-		DeviceId:    clean(r.URL.Query().Get(DeviceIDParam), maxDeviceID),
+		DeviceId:    deviceIDParam(r),
 		DeepLink:    link.GetDeepLink(),
 	}
 	value, err := proto.Marshal(hit)
@@ -100,7 +114,7 @@ func (c *Collector) recordHit(w http.ResponseWriter, r *http.Request, link *live
 		writeError(w, http.StatusInternalServerError, "cannot encode hit")
 		return
 	}
-	_, _, err = c.producer.SendMessage(&sarama.ProducerMessage{
+	_, _, err = c.producer.SendMessageContext(r.Context(), &sarama.ProducerMessage{
 		Topic: string(topics.Hits),
 		Key:   sarama.StringEncoder(session),
 		Value: sarama.ByteEncoder(value),
@@ -144,23 +158,93 @@ func destination(l *livetabv1.Link, p livetabv1.Platform) string {
 	return l.GetDestination()
 }
 
-// withClickID adds click_id=id to dest's query. The rest of the query is
-// left as the link's owner wrote it; only a click_id already there is
-// replaced.
-func withClickID(dest, id string) (string, error) {
+// deviceIDParam is the hashed device id a link carries, or "".
+func deviceIDParam(r *http.Request) string {
+	v, _ := queryValue(r.URL.RawQuery, DeviceIDParam)
+	if len(v) > MaxDeviceIDLen || !utf8.ValidString(v) {
+		return ""
+	}
+	return v
+}
+
+// clickLocation is where a click on dest is redirected: dest with the
+// click id added so that the app can hand it back. A Google Play
+// destination gets it inside its referrer parameter (merged with the
+// referrer the link's owner wrote there), any other destination as the
+// click_id parameter. The rest of dest is left as the owner wrote it; only
+// a click_id already there is replaced.
+func clickLocation(dest, clickID string) (string, error) {
 	u, err := url.Parse(dest)
 	if err != nil {
 		return "", err
 	}
-	q, err := url.ParseQuery(u.RawQuery)
-	switch {
-	case u.RawQuery == "":
-		u.RawQuery = ClickIDParam + "=" + url.QueryEscape(id)
-	case err == nil && !q.Has(ClickIDParam):
-		u.RawQuery += "&" + ClickIDParam + "=" + url.QueryEscape(id)
-	default:
-		q.Set(ClickIDParam, id)
-		u.RawQuery = q.Encode()
+	if isGooglePlay(u) {
+		ref, _ := rawParam(u.RawQuery, ReferrerParam)
+		u.RawQuery = setRawParam(u.RawQuery, ReferrerParam, mergeReferrer(ref, clickID))
+	} else {
+		u.RawQuery = setRawParam(u.RawQuery, ClickIDParam, url.QueryEscape(clickID))
 	}
 	return u.String(), nil
+}
+
+// isGooglePlay reports whether u opens the Play Store: a market:// URI or
+// a page of play.google.com.
+func isGooglePlay(u *url.URL) bool {
+	return strings.EqualFold(u.Scheme, "market") ||
+		(strings.EqualFold(u.Scheme, "https") || strings.EqualFold(u.Scheme, "http")) && strings.EqualFold(u.Hostname(), "play.google.com")
+}
+
+// mergeReferrer adds click_id=<id> to the raw (escaped) value of a
+// referrer parameter and returns the new raw value. The referrer is itself
+// a query string (utm_source=x&utm_medium=y): a click_id in it is replaced,
+// otherwise "&click_id=<id>" is appended to what was there, escaped, so
+// that an owner's value stays as written even when it is no query string.
+func mergeReferrer(raw, clickID string) string {
+	param := ClickIDParam + "=" + url.QueryEscape(clickID)
+	decoded, err := url.QueryUnescape(raw)
+	switch {
+	case raw == "":
+		return url.QueryEscape(param)
+	case err == nil:
+		if _, found := rawParam(decoded, ClickIDParam); found {
+			return url.QueryEscape(setRawParam(decoded, ClickIDParam, url.QueryEscape(clickID)))
+		}
+	}
+	return raw + url.QueryEscape("&"+param)
+}
+
+// rawParam returns the raw value of the first parameter named name in
+// rawQuery.
+func rawParam(rawQuery, name string) (string, bool) {
+	for seg := range strings.SplitSeq(rawQuery, "&") {
+		k, v, _ := strings.Cut(seg, "=")
+		if unescapeLoose(k) == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// setRawParam sets parameter name of rawQuery to rawValue (escaped
+// already): the first occurrence is replaced in place, later ones dropped,
+// or it is appended. Every other parameter is kept byte for byte.
+func setRawParam(rawQuery, name, rawValue string) string {
+	var segs []string
+	set := false
+	if rawQuery != "" {
+		for seg := range strings.SplitSeq(rawQuery, "&") {
+			k, _, _ := strings.Cut(seg, "=")
+			if unescapeLoose(k) != name {
+				segs = append(segs, seg)
+				continue
+			}
+			if !set {
+				segs, set = append(segs, name+"="+rawValue), true
+			}
+		}
+	}
+	if !set {
+		segs = append(segs, name+"="+rawValue)
+	}
+	return strings.Join(segs, "&")
 }

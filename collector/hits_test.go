@@ -1,6 +1,7 @@
 package collector_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -157,6 +158,107 @@ func TestHit(t *testing.T) {
 	}
 	if hit3.Platform != livetabv1.Platform_PLATFORM_WEB || !strings.HasPrefix(resp3.Header.Get("Location"), "https://example.com/spring?ref=lt&click_id=") {
 		t.Errorf("desktop: platform %v, Location %s", hit3.Platform, resp3.Header.Get("Location"))
+	}
+}
+
+// TestHitGooglePlay checks that a click bound for Google Play carries its
+// click id inside the install referrer, merged with the owner's, since the
+// Play Store hands the app nothing else; the App Store link of the same
+// link gets click_id.
+func TestHitGooglePlay(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	e.putLink("acme", "play", map[string]any{
+		"destination": "https://example.com/garden",
+		"ios":         "https://apps.apple.com/app/id123?ct=spring",
+		"android":     "https://play.google.com/store/apps/details?id=com.example.garden&referrer=utm_source%3Dnewsletter%26utm_medium%3Demail",
+	})
+	e.putLink("acme", "market", map[string]any{"destination": "https://example.com/garden", "android": "market://details?id=com.example.garden"})
+	tests := []struct {
+		path, ua   string
+		wantPrefix string
+		referrer   string // the owner's referrer parameters, kept
+	}{
+		{"/l/acme/play", uaAndroid, "https://play.google.com/store/apps/details?id=com.example.garden&referrer=", "utm_source=newsletter&utm_medium=email"},
+		{"/l/acme/market", uaAndroid, "market://details?id=com.example.garden&referrer=", ""},
+		{"/l/acme/play", uaIPhone, "https://apps.apple.com/app/id123?ct=spring&click_id=", ""},
+	}
+	for _, tt := range tests {
+		resp, hit := e.click(tt.path, http.Header{"User-Agent": {tt.ua}}, nil)
+		location := resp.Header.Get("Location")
+		if !strings.HasPrefix(location, tt.wantPrefix) || hit.Destination != location {
+			t.Errorf("%s from %s: Location %s (hit.destination %s), want %s…", tt.path, hit.GetRequest().GetOs(), location, hit.Destination, tt.wantPrefix)
+			continue
+		}
+		loc, err := url.Parse(location)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.ua == uaIPhone {
+			if loc.Query().Get("click_id") != hit.ClickId {
+				t.Errorf("App Store Location %s, want click_id=%s", location, hit.ClickId)
+			}
+			continue
+		}
+		if loc.Query().Has("click_id") {
+			t.Errorf("Google Play Location %s: the click id goes into the referrer only", location)
+		}
+		ref, err := url.ParseQuery(loc.Query().Get("referrer"))
+		if err != nil {
+			t.Fatalf("referrer of %s: %v", location, err)
+		}
+		if ref.Get("click_id") != hit.ClickId {
+			t.Errorf("referrer %v, want click_id=%s", ref, hit.ClickId)
+		}
+		ref.Del("click_id")
+		if got := ref.Encode(); got != mustSortQuery(t, tt.referrer) {
+			t.Errorf("referrer without click_id %q, want the owner's %q", got, tt.referrer)
+		}
+	}
+}
+
+func mustSortQuery(t *testing.T, q string) string {
+	t.Helper()
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Encode()
+}
+
+// TestHitOddInput checks that a click is never refused for its query or
+// headers: they are cleaned and bounded in the hit, and the visitor is
+// redirected.
+func TestHitOddInput(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	e.putLink("acme", "spring", springLink)
+	var q []string
+	for i := range collector.MaxRequestParams + 20 {
+		q = append(q, fmt.Sprintf("p%03d=%d", i, i))
+	}
+	path := "/l/acme/spring?utm_source=%FFbad&utm_term=a;b&utm_content=%zz&long=" + strings.Repeat("v", 3*collector.MaxParamValueLen) +
+		"&device_id=" + strings.Repeat("d", collector.MaxDeviceIDLen+1) + "&" + strings.Join(q, "&")
+	_, hit := e.click(path, http.Header{
+		"User-Agent":      {"Mozilla/5.0 (\xff; iPhone"},
+		"Referer":         {strings.Repeat("r", 3*collector.MaxHeaderLen)},
+		"Accept-Language": {"\xfe"},
+	}, nil)
+	req := hit.GetRequest()
+	if len(req.GetParams()) != collector.MaxRequestParams {
+		t.Errorf("%d params, want the first %d", len(req.GetParams()), collector.MaxRequestParams)
+	}
+	for k, want := range map[string]string{"utm_source": "\uFFFDbad", "utm_term": "a;b", "utm_content": "%zz"} {
+		if got := req.GetParams()[k]; got != want {
+			t.Errorf("param %s = %q, want %q", k, got, want)
+		}
+	}
+	if len(req.GetParams()["long"]) != collector.MaxParamValueLen || len(req.GetReferrer()) != collector.MaxHeaderLen {
+		t.Errorf("long value %d bytes, referrer %d: want them cut", len(req.GetParams()["long"]), len(req.GetReferrer()))
+	}
+	if hit.DeviceId != "" {
+		t.Errorf("device id %q: one longer than %d bytes is no id", hit.DeviceId, collector.MaxDeviceIDLen)
+	}
+	if req.GetAcceptLanguage() != "\uFFFD" {
+		t.Errorf("accept-language %q", req.GetAcceptLanguage())
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -19,22 +21,12 @@ import (
 	"github.com/livetab/livetab/topics"
 )
 
-// Limits of the link admin endpoints.
-const (
-	// MaxLinkBody is the largest PUT body accepted, in bytes.
-	MaxLinkBody = 64 << 10
-	maxURL      = 2048
-	maxCampaign = 128
-	maxTags     = 32
-	maxTagKey   = 64
-	maxTagValue = 256
-	// linkVisibleTimeout bounds how long a write waits for the collector's
-	// own view to apply it before answering 503.
-	linkVisibleTimeout = 5 * time.Second
-)
+// linkVisibleTimeout bounds how long a write waits for the collector's own
+// view to apply it before answering 503.
+const linkVisibleTimeout = 5 * time.Second
 
 // namePattern is what accounts and slugs look like: they end up in URLs and
-// in Kafka keys, where "/" separates them.
+// in Kafka keys, where "/" separates them. At most MaxNameLen bytes.
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 // linkInput is the body of PUT /v1/links/{account}/{slug}.
@@ -83,17 +75,23 @@ func toJSON(l *livetabv1.Link) linkJSON {
 	return j
 }
 
-// validate checks in and returns the first problem found.
+// validate checks in and returns the first problem found, naming the
+// field.
 func (in linkInput) validate() error {
 	if in.Destination == "" {
 		return errors.New("destination is required")
 	}
-	for _, u := range []struct{ name, val string }{{"destination", in.Destination}, {"ios", in.IOS}, {"android", in.Android}} {
-		if u.val == "" {
-			continue
+	if err := checkWebURL(in.Destination); err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	if in.IOS != "" {
+		if err := checkWebURL(in.IOS); err != nil {
+			return fmt.Errorf("ios: %w", err)
 		}
-		if err := checkWebURL(u.val); err != nil {
-			return fmt.Errorf("%s: %w", u.name, err)
+	}
+	if in.Android != "" {
+		if err := checkAndroidURL(in.Android); err != nil {
+			return fmt.Errorf("android: %w", err)
 		}
 	}
 	if in.DeepLink != "" {
@@ -101,18 +99,18 @@ func (in linkInput) validate() error {
 			return fmt.Errorf("deep_link: %w", err)
 		}
 	}
-	if len(in.Campaign) > maxCampaign {
-		return fmt.Errorf("campaign longer than %d bytes", maxCampaign)
+	if len(in.Campaign) > MaxCampaignLen {
+		return fmt.Errorf("campaign: %d bytes, at most %d", len(in.Campaign), MaxCampaignLen)
 	}
-	if len(in.Tags) > maxTags {
-		return fmt.Errorf("more than %d tags", maxTags)
+	if len(in.Tags) > MaxTags {
+		return fmt.Errorf("tags: %d entries, at most %d", len(in.Tags), MaxTags)
 	}
-	for k, v := range in.Tags {
-		if k == "" || len(k) > maxTagKey {
-			return fmt.Errorf("tag names must have 1 to %d bytes", maxTagKey)
-		}
-		if len(v) > maxTagValue {
-			return fmt.Errorf("tag %q: value longer than %d bytes", k, maxTagValue)
+	for _, k := range slices.Sorted(maps.Keys(in.Tags)) {
+		switch v := in.Tags[k]; {
+		case k == "" || len(k) > MaxTagKeyLen:
+			return fmt.Errorf("tags: names must have 1 to %d bytes", MaxTagKeyLen)
+		case len(v) > MaxTagValueLen:
+			return fmt.Errorf("tags[%q]: %d bytes, at most %d", k, len(v), MaxTagValueLen)
 		}
 	}
 	return nil
@@ -121,15 +119,9 @@ func (in linkInput) validate() error {
 // checkWebURL accepts absolute http(s) URLs with a host: the collector
 // redirects browsers there.
 func checkWebURL(s string) error {
-	if len(s) > maxURL {
-		return fmt.Errorf("longer than %d bytes", maxURL)
-	}
-	if strings.ContainsFunc(s, unicode.IsSpace) || strings.ContainsFunc(s, unicode.IsControl) {
-		return errors.New("must not contain spaces or control characters")
-	}
-	u, err := url.Parse(s)
+	u, err := parseURL(s)
 	if err != nil {
-		return errors.New("not a URL")
+		return err
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return errors.New("must be an absolute http or https URL")
@@ -137,20 +129,44 @@ func checkWebURL(s string) error {
 	return nil
 }
 
+// checkAndroidURL accepts web URLs and Play Store URIs
+// (market://details?id=…), which Android opens in the Play Store app.
+func checkAndroidURL(s string) error {
+	u, err := parseURL(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme == "market" && u.Host != "" {
+		return nil
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return errors.New("must be an absolute http or https URL, or a market:// URI")
+	}
+	return nil
+}
+
+// parseURL parses a URL a link's owner wrote, refusing what would not
+// survive a Location header.
+func parseURL(s string) (*url.URL, error) {
+	if len(s) > MaxURLLen {
+		return nil, fmt.Errorf("%d bytes, at most %d", len(s), MaxURLLen)
+	}
+	if strings.ContainsFunc(s, unicode.IsSpace) || strings.ContainsFunc(s, unicode.IsControl) {
+		return nil, errors.New("must not contain spaces or control characters")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, errors.New("not a URL")
+	}
+	return u, nil
+}
+
 // checkDeepLink accepts an in-app link: a custom-scheme URI
 // (myapp://product/42), a universal link, or an in-app path. It is handed
 // to the app, never redirected to.
 func checkDeepLink(s string) error {
-	if len(s) > maxURL {
-		return fmt.Errorf("longer than %d bytes", maxURL)
-	}
-	if strings.ContainsFunc(s, unicode.IsSpace) || strings.ContainsFunc(s, unicode.IsControl) {
-		return errors.New("must not contain spaces or control characters")
-	}
-	if _, err := url.Parse(s); err != nil {
-		return errors.New("not a URI")
-	}
-	return nil
+	_, err := parseURL(s)
+	return err
 }
 
 // linkPath reads and validates {account} and {slug} (when the route has
@@ -226,6 +242,10 @@ func (c *Collector) putLink(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if path, isKey, found := invalidJSONString(body); found {
+		writeError(w, http.StatusBadRequest, invalidUTF8Reason(path, isKey))
+		return
+	}
 	var in linkInput
 	if err := decodeStrict(body, &in); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -293,7 +313,7 @@ func (c *Collector) writeLink(w http.ResponseWriter, r *http.Request, account, s
 	if value != nil {
 		msg.Value = sarama.ByteEncoder(value)
 	}
-	partition, offset, err := c.producer.SendMessage(msg)
+	partition, offset, err := c.producer.SendMessageContext(r.Context(), msg)
 	if err != nil {
 		c.log.Warn("produce link", "account", account, "slug", slug, "err", err)
 		writeUnavailable(w, "cannot write link: "+err.Error())

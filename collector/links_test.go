@@ -110,6 +110,11 @@ func TestLinkValidation(t *testing.T) {
 		{name: "upper-case slug", path: "/v1/links/acme/Spring", body: map[string]any{"destination": "https://example.com/"}, want: 400, wantReason: "invalid slug"},
 		{name: "slug too long", path: "/v1/links/acme/" + strings.Repeat("s", 65), body: map[string]any{"destination": "https://example.com/"}, want: 400, wantReason: "invalid slug"},
 		{name: "slug starting with dash", path: "/v1/links/acme/-x", body: map[string]any{"destination": "https://example.com/"}, want: 400, wantReason: "invalid slug"},
+		{name: "invalid UTF-8", path: "/v1/links/acme/x", body: "{\"destination\":\"https://example.com/\",\"campaign\":\"sp\xffring\"}", want: 400, wantReason: "campaign: not valid UTF-8"},
+		{name: "invalid UTF-8 in a tag", path: "/v1/links/acme/x", body: "{\"destination\":\"https://example.com/\",\"tags\":{\"k\":\"\xff\"}}", want: 400, wantReason: `tags["k"]: not valid UTF-8`},
+		{name: "lone surrogate in a tag name", path: "/v1/links/acme/x", body: `{"destination":"https://example.com/","tags":{"\udc00":"v"}}`, want: 400, wantReason: "tags: a name is not valid UTF-8"},
+		{name: "android intent uri", path: "/v1/links/acme/x", body: map[string]any{"destination": "https://example.com/", "android": "intent://x#Intent;end"}, want: 400, wantReason: "android: must be an absolute http or https URL, or a market:// URI"},
+		{name: "too many tags", path: "/v1/links/acme/x", body: map[string]any{"destination": "https://example.com/", "tags": manyParams(collector.MaxTags + 1)}, want: 400, wantReason: "tags: 33 entries, at most 32"},
 		{name: "wrong content type", path: "/v1/links/acme/x", body: `{"destination":"https://example.com/"}`, contentType: "text/plain", want: 415},
 		{name: "body too large", path: "/v1/links/acme/x", body: `{"destination":"https://example.com/","campaign":"` + strings.Repeat("c", collector.MaxLinkBody) + `"}`, want: 413},
 	}
@@ -240,27 +245,32 @@ func TestLinkReadYourWrites(t *testing.T) {
 }
 
 // TestNotReady checks that a collector whose links view is not running
-// refuses clicks and link writes with 503, takes events anyway, and closes
-// cleanly without ever running.
+// refuses clicks, link writes and events (whose account it cannot check)
+// with 503, writes nothing, and closes cleanly without ever running.
 func TestNotReady(t *testing.T) {
 	e := startEnv(t, envOptions{noRun: true})
-	hitsBefore, linksBefore := e.endOffsets(string(topics.Hits)), e.endOffsets(string(topics.Links))
+	hitsBefore, linksBefore, eventsBefore := e.endOffsets(string(topics.Hits)), e.endOffsets(string(topics.Links)), e.endOffsets(string(topics.Events))
 	for _, r := range []request{
 		{method: "GET", path: "/l/acme/spring"},
 		{method: "PUT", path: "/v1/links/acme/spring", token: e.token("acme", true), body: map[string]any{"destination": "https://example.com/"}},
 		{method: "GET", path: "/v1/links/acme", token: e.token("acme", true)},
+		{method: "POST", path: "/v1/events", body: event("nr1", "s", "open")},
 	} {
 		resp, data := e.do(r)
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("%s %s before the view runs: %d %s, want 503 with Retry-After", r.method, r.path, resp.StatusCode, data)
 		}
+		errorReason(t, data)
+	}
+	// An event that is bad in itself is answered as such: its account is
+	// never looked up.
+	resp, data := e.do(request{method: "POST", path: "/v1/events", body: map[string]any{"id": "nr2", "account": "acme", "name": "open"}})
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad event before the view runs: %d %s, want 400", resp.StatusCode, data)
 	}
 	e.nothingSince(string(topics.Hits), hitsBefore, "not ready")
 	e.nothingSince(string(topics.Links), linksBefore, "not ready")
-	resp, data := e.do(request{method: "POST", path: "/v1/events", body: event("nr1", "s", "open")})
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("events do not need the links view: %d %s", resp.StatusCode, data)
-	}
+	e.nothingSince(string(topics.Events), eventsBefore, "not ready")
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	if err := e.c.WaitReady(ctx); err == nil {

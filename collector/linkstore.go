@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -27,14 +28,19 @@ var errNotReady = errors.New("links are not loaded yet")
 // in memory, plus the highest offset it applied per partition so that a
 // writer can wait until its own write is visible (read-your-writes).
 type linkStore struct {
-	log     *slog.Logger
-	view    *goka.View
-	applied *appliedOffsets
+	log      *slog.Logger
+	view     *goka.View
+	applied  *appliedOffsets
+	accounts *accountIndex
 
 	// mu guards the view against reads while it shuts down: goka drops its
 	// partitions when Run ends, so reads must stop first.
 	mu      sync.RWMutex
 	stopped bool
+	// everLoaded is set once the view first recovered. After that goka
+	// briefly reports partitions as reconnecting while it looks up offsets,
+	// but their data stays readable, so reads keep being served.
+	everLoaded atomic.Bool
 
 	// beforeApply, when set before the view runs, is called before each
 	// record is applied; tests hold the view back with it.
@@ -47,7 +53,7 @@ type linkStore struct {
 }
 
 func newLinkStore(k topics.Kafka, log *slog.Logger) (*linkStore, error) {
-	s := &linkStore{log: log, applied: newAppliedOffsets()}
+	s := &linkStore{log: log, applied: newAppliedOffsets(), accounts: newAccountIndex()}
 	view, err := goka.NewView(k.Brokers, topics.Links, linkCodec{}, viewOptions(k, s.update, s.track)...)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("links view: %w", err), s.closeClients())
@@ -81,7 +87,8 @@ func (s *linkStore) closeClients() error {
 
 // update is the view's callback: it stores the record like goka's default,
 // except that a value which is not a Link is logged and dropped rather than
-// poisoning reads, and then records the offset as applied.
+// poisoning reads, keeps the index of accounts up to date, and then records
+// the offset as applied.
 func (s *linkStore) update(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
 	if s.beforeApply != nil {
 		s.beforeApply()
@@ -92,9 +99,14 @@ func (s *linkStore) update(ctx goka.UpdateContext, st storage.Storage, key strin
 			value = nil
 		}
 	}
+	had, err := st.Has(key)
+	if err != nil {
+		return err
+	}
 	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
 		return err
 	}
+	s.accounts.apply(key, had, value != nil)
 	s.applied.mark(ctx.Partition(), ctx.Offset())
 	return nil
 }
@@ -136,11 +148,23 @@ func (s *linkStore) ready() bool {
 	return !s.stopped && s.view.Recovered()
 }
 
+// loaded reports whether the view has recovered at least once.
+func (s *linkStore) loaded() bool {
+	if s.everLoaded.Load() {
+		return true
+	}
+	if s.view.Recovered() {
+		s.everLoaded.Store(true)
+		return true
+	}
+	return false
+}
+
 // get returns the link under key, or nil if there is none.
 func (s *linkStore) get(key string) (*livetabv1.Link, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.stopped || !s.view.Recovered() {
+	if s.stopped || !s.loaded() {
 		return nil, errNotReady
 	}
 	v, err := s.view.Get(key)
@@ -153,11 +177,22 @@ func (s *linkStore) get(key string) (*livetabv1.Link, error) {
 	return v.(*livetabv1.Link), nil
 }
 
+// hasAccount reports whether account has at least one link: only then are
+// its events taken.
+func (s *linkStore) hasAccount(account string) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.stopped || !s.loaded() {
+		return false, errNotReady
+	}
+	return s.accounts.has(account), nil
+}
+
 // list returns the account's links ordered by slug.
 func (s *linkStore) list(account string) ([]*livetabv1.Link, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.stopped || !s.view.Recovered() {
+	if s.stopped || !s.loaded() {
 		return nil, errNotReady
 	}
 	prefix := topics.LinkKey(account, "")
@@ -191,6 +226,40 @@ func (s *linkStore) list(account string) ([]*livetabv1.Link, error) {
 // ends.
 func (s *linkStore) waitApplied(ctx context.Context, partition int32, offset int64) error {
 	return s.applied.wait(ctx, partition, offset)
+}
+
+// accountIndex counts the links of each account, so that an event's
+// account is checked without iterating the view, which goka's memory
+// storage does by scanning every key.
+type accountIndex struct {
+	mu    sync.Mutex
+	links map[string]int
+}
+
+func newAccountIndex() *accountIndex { return &accountIndex{links: map[string]int{}} }
+
+// apply counts a record of key: had says whether the view held the key
+// before, has whether it holds it now.
+func (a *accountIndex) apply(key string, had, has bool) {
+	if had == has {
+		return // a replaced link, or the tombstone of a missing one
+	}
+	account, _, _ := strings.Cut(key, topics.KeySeparator)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if has {
+		a.links[account]++
+		return
+	}
+	if a.links[account]--; a.links[account] <= 0 {
+		delete(a.links, account)
+	}
+}
+
+func (a *accountIndex) has(account string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.links[account] > 0
 }
 
 // appliedOffsets tracks the highest offset applied per partition and wakes

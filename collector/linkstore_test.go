@@ -57,3 +57,31 @@ func TestAppliedOffsets(t *testing.T) {
 	a.mark(3, 1) // after stop: no panic on the closed channel
 	expectDone("applied after stop", waiting(3, 1), nil)
 }
+
+func TestAccountIndex(t *testing.T) {
+	a := newAccountIndex()
+	steps := []struct {
+		key      string
+		had, has bool
+		account  string
+		want     bool
+	}{
+		{"acme/spring", false, true, "acme", true},
+		{"acme/autumn", false, true, "acme", true},
+		{"acme/spring", true, true, "acme", true},   // replaced
+		{"acme/spring", true, false, "acme", true},  // deleted, autumn is left
+		{"acme/winter", false, false, "acme", true}, // tombstone of a missing link
+		{"acme/autumn", true, false, "acme", false}, // the last one
+		{"acme-corp/x", false, true, "acme", false}, // a prefix is another account
+		{"acme-corp/x", false, true, "acme-corp", true},
+	}
+	for i, s := range steps {
+		a.apply(s.key, s.had, s.has)
+		if got := a.has(s.account); got != s.want {
+			t.Fatalf("step %d (%s had=%v has=%v): has(%s) = %v, want %v", i, s.key, s.had, s.has, s.account, got, s.want)
+		}
+	}
+	if a.has("") || a.has("acme/") {
+		t.Error("has must be false for what is no account")
+	}
+}

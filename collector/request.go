@@ -2,36 +2,22 @@ package collector
 
 import (
 	"net/http"
-	"slices"
+	"net/url"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/livetab/livetab/codecs/livetabv1"
 )
 
-// Bounds on what a request may put into a message. Clicks must never fail
-// for a long query, so longer values are cut and further parameters dropped
-// rather than rejected.
-const (
-	// MaxRequestParams is how many query parameters a message keeps (the
-	// first ones by name).
-	MaxRequestParams = 64
-	// maxParamKey and maxParamValue bound each parameter, in bytes.
-	maxParamKey   = 128
-	maxParamValue = 1024
-	// maxHeaderValue bounds user agent, referrer and accept-language.
-	maxHeaderValue = 1024
-)
-
 // requestInfo is what r tells about its sender, as a livetab.v1 Request,
 // and its parsed user agent.
 func (c *Collector) requestInfo(r *http.Request) (*livetabv1.Request, userAgent) {
-	ua := clean(r.UserAgent(), maxHeaderValue)
+	ua := clean(r.UserAgent(), MaxHeaderLen)
 	parsed := c.ua.parse(ua)
 	req := &livetabv1.Request{
 		UserAgent:      ua,
-		Referrer:       clean(r.Referer(), maxHeaderValue),
-		AcceptLanguage: clean(r.Header.Get("Accept-Language"), maxHeaderValue),
+		Referrer:       clean(r.Referer(), MaxHeaderLen),
+		AcceptLanguage: clean(r.Header.Get("Accept-Language"), MaxHeaderLen),
 		Params:         firstValues(r),
 		Os:             parsed.OS,
 		OsVersion:      parsed.OSVersion,
@@ -44,28 +30,50 @@ func (c *Collector) requestInfo(r *http.Request) (*livetabv1.Request, userAgent)
 	return req, parsed
 }
 
-// firstValues are the first value of each query parameter, at most
-// MaxRequestParams of them, cleaned for protobuf.
+// firstValues are the first value of each query parameter, for the first
+// MaxRequestParams names in the order the URL has them, cleaned for
+// protobuf. Unlike url.ParseQuery, a parameter with a bad %-escape or a
+// ';' is kept, as written, rather than dropped: customers' macros are
+// whatever their ad networks put there.
 func firstValues(r *http.Request) map[string]string {
-	q := r.URL.Query()
-	if len(q) == 0 {
-		return nil
-	}
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		if k != "" {
-			keys = append(keys, k)
+	var params map[string]string
+	for seg := range strings.SplitSeq(r.URL.RawQuery, "&") {
+		if len(params) == MaxRequestParams {
+			break
+		}
+		k, v, _ := strings.Cut(seg, "=")
+		if k = clean(unescapeLoose(k), MaxParamKeyLen); k == "" {
+			continue
+		}
+		if params == nil {
+			params = map[string]string{}
+		}
+		if _, ok := params[k]; !ok {
+			params[k] = clean(unescapeLoose(v), MaxParamValueLen)
 		}
 	}
-	slices.Sort(keys)
-	if len(keys) > MaxRequestParams {
-		keys = keys[:MaxRequestParams]
-	}
-	params := make(map[string]string, len(keys))
-	for _, k := range keys {
-		params[clean(k, maxParamKey)] = clean(q[k][0], maxParamValue)
-	}
 	return params
+}
+
+// queryValue is the first value of parameter name in rawQuery, unescaped
+// like firstValues does, and whether there was one.
+func queryValue(rawQuery, name string) (string, bool) {
+	for seg := range strings.SplitSeq(rawQuery, "&") {
+		k, v, _ := strings.Cut(seg, "=")
+		if unescapeLoose(k) == name {
+			return unescapeLoose(v), true
+		}
+	}
+	return "", false
+}
+
+// unescapeLoose query-unescapes s, or returns it as it is when it is not
+// validly escaped.
+func unescapeLoose(s string) string {
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u
+	}
+	return s
 }
 
 // clean makes s fit a protobuf string of at most max bytes: invalid UTF-8

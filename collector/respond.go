@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -60,14 +61,44 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "no such route: "+r.URL.Path)
 }
 
+// Media types the collector reads.
+const (
+	mediaJSON = "application/json"
+	// mediaProtobuf is the body of a livetab.v1 message; the collector also
+	// takes application/protobuf, the name the IETF draft registers.
+	mediaProtobuf = "application/x-protobuf"
+)
+
+// requireMediaType returns the request's media type when it is one of
+// accepted, and otherwise answers 415 and returns false. JSON must be
+// UTF-8: a charset parameter that says otherwise is refused too, as is a
+// compressed body (Content-Encoding), which the collector does not
+// inflate.
+func requireMediaType(w http.ResponseWriter, r *http.Request, accepted ...string) (string, bool) {
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		w.Header().Set("Accept-Encoding", "identity")
+		writeError(w, http.StatusUnsupportedMediaType, "content encoding "+strconv.Quote(ce)+" is not supported, send the body uncompressed")
+		return "", false
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "application/protobuf" {
+		mt = mediaProtobuf
+	}
+	if err == nil && slices.Contains(accepted, mt) {
+		if cs, ok := params["charset"]; ok && mt == mediaJSON && !strings.EqualFold(cs, "utf-8") {
+			writeError(w, http.StatusUnsupportedMediaType, "JSON must be UTF-8, not charset "+strconv.Quote(cs))
+			return "", false
+		}
+		return mt, true
+	}
+	writeError(w, http.StatusUnsupportedMediaType, "content type must be "+strings.Join(accepted, " or "))
+	return "", false
+}
+
 // requireJSON answers 415 unless the request says its body is JSON.
 func requireJSON(w http.ResponseWriter, r *http.Request) bool {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, "content type must be application/json")
-		return false
-	}
-	return true
+	_, ok := requireMediaType(w, r, mediaJSON)
+	return ok
 }
 
 // readBody reads at most limit bytes of the body. It answers 413 for a

@@ -1,8 +1,9 @@
 package collector
 
 import (
-	"regexp"
 	"strings"
+
+	"github.com/mssola/useragent"
 
 	"github.com/livetab/livetab/codecs/livetabv1"
 )
@@ -16,104 +17,85 @@ type userAgent struct {
 	Browser   string
 }
 
-// userAgentParser reads a User-Agent header. The collector's own is a few
-// heuristics; a real parser library can take its place behind this
-// interface.
+// userAgentParser reads a User-Agent header.
 type userAgentParser interface {
 	parse(ua string) userAgent
 }
 
-// heuristicUA recognises the common mobile and desktop user agents by their
-// well-known tokens.
-type heuristicUA struct{}
+// mssolaUA parses user agents with github.com/mssola/useragent and maps
+// its answers onto livetab's platforms and the names people know ("iOS",
+// "macOS", "Samsung Internet").
+type mssolaUA struct{}
 
-var (
-	iosVersion     = regexp.MustCompile(`OS (\d+(?:_\d+)*) like Mac OS X`)
-	androidVersion = regexp.MustCompile(`Android (\d+(?:\.\d+)*)`)
-	macVersion     = regexp.MustCompile(`Mac OS X (\d+(?:[_.]\d+)*)`)
-	windowsVersion = regexp.MustCompile(`Windows NT (\d+(?:\.\d+)*)`)
-)
+// Bounds on the parsed names; the header itself is at most MaxHeaderLen.
+const maxUAPart = 128
 
-func (heuristicUA) parse(s string) userAgent {
-	ua := userAgent{Platform: livetabv1.Platform_PLATFORM_WEB, Browser: browser(s)}
-	switch {
-	case strings.Contains(s, "iPhone"), strings.Contains(s, "iPad"), strings.Contains(s, "iPod"):
-		ua.Platform, ua.OS = livetabv1.Platform_PLATFORM_IOS, "iOS"
-		// iPods say "CPU iPhone OS", so iPhone comes last.
-		for _, d := range []string{"iPad", "iPod", "iPhone"} {
-			if strings.Contains(s, d) {
-				ua.Device = d
-				break
-			}
+func (mssolaUA) parse(s string) (ua userAgent) {
+	defer func() {
+		// A click must never fail for its headers: should the library
+		// trip over one (FuzzUserAgent found none), the visitor is an
+		// unknown client and still redirected.
+		if recover() != nil {
+			ua = userAgent{Platform: livetabv1.Platform_PLATFORM_OTHER}
 		}
-		if m := iosVersion.FindStringSubmatch(s); m != nil {
-			ua.OSVersion = strings.ReplaceAll(m[1], "_", ".")
-		}
-	case strings.Contains(s, "Android"):
-		ua.Platform, ua.OS = livetabv1.Platform_PLATFORM_ANDROID, "Android"
-		if m := androidVersion.FindStringSubmatch(s); m != nil {
-			ua.OSVersion = m[1]
-		}
-		ua.Device = androidModel(s)
-	case strings.Contains(s, "Windows"):
-		ua.OS = "Windows"
-		if m := windowsVersion.FindStringSubmatch(s); m != nil {
-			ua.OSVersion = m[1]
-		}
-	case strings.Contains(s, "Macintosh"), strings.Contains(s, "Mac OS X"):
-		ua.OS = "macOS"
-		if m := macVersion.FindStringSubmatch(s); m != nil {
-			ua.OSVersion = strings.ReplaceAll(m[1], "_", ".")
-		}
-	case strings.Contains(s, "CrOS"):
-		ua.OS = "ChromeOS"
-	case strings.Contains(s, "Linux"):
-		ua.OS = "Linux"
+	}()
+	p := useragent.New(s)
+	info := p.OSInfo()
+	ua = userAgent{
+		Platform:  livetabv1.Platform_PLATFORM_OTHER,
+		OS:        info.Name,
+		OSVersion: info.Version,
 	}
+	platform := p.Platform()
+	switch {
+	case strings.HasPrefix(platform, "iPhone"), strings.HasPrefix(platform, "iPad"), strings.HasPrefix(platform, "iPod"):
+		ua.Platform, ua.OS = livetabv1.Platform_PLATFORM_IOS, "iOS"
+		ua.Device, _, _ = strings.Cut(platform, " ") // "iPod touch": iPod
+	case info.Name == "Android":
+		ua.Platform = livetabv1.Platform_PLATFORM_ANDROID
+		ua.Device = androidModel(p.Model())
+	case p.Bot():
+		// Link checkers and crawlers: OTHER, so that they do not count as
+		// web visitors.
+		ua.OS, ua.OSVersion = "", ""
+	case p.Mozilla() != "":
+		ua.Platform = livetabv1.Platform_PLATFORM_WEB
+		switch {
+		case info.Name == "Mac OS X":
+			ua.OS = "macOS"
+		case strings.HasPrefix(info.Name, "CrOS"):
+			ua.OS = "ChromeOS"
+		}
+	}
+	// Anything else (curl, an SDK's HTTP client, no header) stays OTHER.
+	ua.Browser = browserName(s, p)
+	ua.OS, ua.OSVersion = clean(ua.OS, maxUAPart), clean(ua.OSVersion, maxUAPart)
+	ua.Device, ua.Browser = clean(ua.Device, maxUAPart), clean(ua.Browser, maxUAPart)
 	return ua
 }
 
-// androidModel is the device model of "Mozilla/5.0 (Linux; Android 14;
-// Pixel 8 Build/AP1A) ...": the comment segment after the Android version.
-// Chrome's reduced user agent says "K" there, which names nothing.
-func androidModel(s string) string {
-	open := strings.IndexByte(s, '(')
-	end := strings.IndexByte(s, ')')
-	if open < 0 || end < open {
+// androidModel drops what the library reports as a model but is none:
+// Chrome's reduced user agent says "K", WebViews add "wv".
+func androidModel(m string) string {
+	if m == "K" || m == "wv" || strings.HasPrefix(m, "Android") {
 		return ""
 	}
-	segs := strings.Split(s[open+1:end], ";")
-	for i, seg := range segs {
-		if strings.HasPrefix(strings.TrimSpace(seg), "Android") && i+1 < len(segs) {
-			model := strings.TrimSpace(segs[i+1])
-			if b := strings.Index(model, " Build/"); b >= 0 {
-				model = model[:b]
-			}
-			if model == "K" || strings.HasPrefix(model, "wv") {
-				return ""
-			}
-			return model
-		}
-	}
-	return ""
+	return m
 }
 
-// browser names the browser by the token that only it sends; the order
-// matters because most browsers also claim to be Chrome or Safari.
-func browser(s string) string {
+// browserName is the library's browser name, except for browsers it
+// mistakes for another one: they are told by a token only they send.
+func browserName(s string, p *useragent.UserAgent) string {
 	for _, b := range []struct{ token, name string }{
-		{"Edg", "Edge"},
-		{"OPR/", "Opera"},
 		{"SamsungBrowser/", "Samsung Internet"},
-		{"CriOS/", "Chrome"},
-		{"FxiOS/", "Firefox"},
-		{"Firefox/", "Firefox"},
-		{"Chrome/", "Chrome"},
-		{"Version/", "Safari"},
+		{"Instagram ", "Instagram"},
+		{"FBAN/", "Facebook"},
+		{"FBAV/", "Facebook"},
 	} {
 		if strings.Contains(s, b.token) {
 			return b.name
 		}
 	}
-	return ""
+	name, _ := p.Browser()
+	return name
 }

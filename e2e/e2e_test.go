@@ -468,4 +468,13 @@ func TestDemoTrafficShowsUp(t *testing.T) {
 	if resp, _ := lt.do("GET", "/healthz", "", nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("/healthz = %d", resp.StatusCode)
 	}
+	if resp, body := lt.do("GET", "/readyz", "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz = %d %s", resp.StatusCode, body)
+	}
+	resp, body = lt.do("GET", "/metrics", "", nil)
+	for _, want := range []string{`livetab_collector_http_requests_total{code="302",route="GET /l/{account}/{slug}"}`, "livetab_collector_events_accepted_total", "go_goroutines"} {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("/metrics = %d, missing %s", resp.StatusCode, want)
+		}
+	}
 }

@@ -6,6 +6,7 @@ package system
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/livetab/livetab/codecs"
@@ -67,7 +71,13 @@ type Options struct {
 	Demo bool
 	// DemoRate is demo visitors per second. Default 1.
 	DemoRate float64
-	// ShutdownTimeout bounds the graceful stop. Default 15s.
+	// ProduceTimeout bounds how long a collector request waits for Kafka's
+	// acknowledgement before it is answered 503. Default
+	// collector.DefaultProduceTimeout (5s).
+	ProduceTimeout time.Duration
+	// ShutdownTimeout bounds the graceful stop. Default 15s: above
+	// ProduceTimeout plus the links' read-your-writes wait, so requests in
+	// flight are answered.
 	ShutdownTimeout time.Duration
 	// Logger for every part. Default: discard.
 	Logger *slog.Logger
@@ -141,16 +151,28 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`)
 	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	var waits []func(context.Context) error
+	var readies []func(context.Context) error
 	var closers []func() error
 
 	if opts.Parts.Collector {
-		c, err := collector.New(collector.Options{Kafka: k, Secret: opts.Secret, TrustedProxies: opts.TrustedProxies, Logger: log.With("part", "collector")})
+		c, err := collector.New(collector.Options{
+			Kafka:          k,
+			Secret:         opts.Secret,
+			TrustedProxies: opts.TrustedProxies,
+			ProduceTimeout: opts.ProduceTimeout,
+			Metrics:        reg,
+			Logger:         log.With("part", "collector"),
+		})
 		if err != nil {
 			return fmt.Errorf("collector: %w", err)
 		}
 		closers = append(closers, c.Close)
 		c.Register(mux)
+		readies = append(readies, c.Ready)
 		g.Go(func() error { return wrap("collector", c.Run(gctx)) })
 		waits = append(waits, c.WaitReady)
 	}
@@ -171,6 +193,7 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 		g.Go(func() error { return wrap("views", v.Run(gctx)) })
 		waits = append(waits, v.WaitReady)
 	}
+	mux.Handle("GET /readyz", readyHandler(readies))
 	defer func() {
 		for _, c := range closers {
 			if err := c(); err != nil {
@@ -244,6 +267,30 @@ func serve(ctx, partsCtx context.Context, opts Options, mux *http.ServeMux, wait
 	return nil
 }
 
+// readyHandler answers 200 when every check passes and 503 naming the
+// failures otherwise. Parts without a check are ready once the process
+// serves: it only listens after every part's WaitReady.
+func readyHandler(checks []func(context.Context) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		var errs []string
+		for _, check := range checks {
+			if err := check(ctx); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if len(errs) > 0 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]string{"error": "not ready: " + strings.Join(errs, "; ")})
+			return
+		}
+		io.WriteString(w, `{"status":"ready"}`)
+	})
+}
+
 // ensureTopics creates and checks the topics, retrying while the cluster is
 // unreachable (a deployment may start before its brokers), but not when a
 // topic is misconfigured.
@@ -303,7 +350,7 @@ func withDefaults(o Options) Options {
 		o.DemoRate = d.DemoRate
 	}
 	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = d.ShutdownTimeout
+		o.ShutdownTimeout = max(d.ShutdownTimeout, o.ProduceTimeout+10*time.Second)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/livetab/livetab/codecs"
+	"github.com/livetab/livetab/collector"
 	"github.com/livetab/livetab/system"
 	"github.com/livetab/livetab/topics"
 )
@@ -122,6 +123,9 @@ func runParts(ctx context.Context, name string, parts system.Parts, args []strin
 	if parts.Collector || parts.Views {
 		fs.StringVar(&opts.Addr, "addr", opts.Addr, "HTTP listen address")
 	}
+	if parts.Collector {
+		fs.DurationVar(&opts.ProduceTimeout, "produce-timeout", collector.DefaultProduceTimeout, "how long a collector request waits for Kafka before it is answered 503")
+	}
 	if name == "dev" || parts.Processors {
 		fs.StringVar(&opts.DataDir, "data-dir", opts.DataDir, "directory for the embedded broker's data, local tables and the dev secret")
 	}
@@ -143,6 +147,9 @@ func runParts(ctx context.Context, name string, parts system.Parts, args []strin
 	opts.Brokers = system.ParseBrokers(*brokers)
 	if name != "dev" && len(opts.Brokers) == 0 {
 		return usageErr(fs, "no brokers: set --brokers or LIVETAB_BROKERS (or run 'livetab dev' for the embedded broker)")
+	}
+	if parts.Collector && opts.ProduceTimeout <= 0 {
+		return usageErr(fs, "--produce-timeout must be positive")
 	}
 	if *partitions <= 0 || *partitions > 10000 {
 		return usageErr(fs, "--partitions must be between 1 and 10000")

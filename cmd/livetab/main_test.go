@@ -29,6 +29,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"bad partitions", []string{"serve", "--brokers", "x:9092", "--partitions", "0"}, 2, "", "--partitions"},
 		{"bad proxy", []string{"collect", "--brokers", "x:9092", "--trusted-proxies", "10.0.0.0/99"}, 2, "", "bad --trusted-proxies"},
 		{"bad log level", []string{"dev", "--log-level", "loud"}, 2, "", "bad --log-level"},
+		{"bad produce timeout", []string{"collect", "--brokers", "x:9092", "--produce-timeout", "0s"}, 2, "", "--produce-timeout"},
 		{"token needs account", []string{"token"}, 2, "", "--account is required"},
 	}
 	for _, tt := range tests {

@@ -584,6 +584,54 @@ func (x *Event) GetRequest() *Request {
 	return nil
 }
 
+// EventBatch is the protobuf body of POST /v1/events (Content-Type
+// application/x-protobuf): the events an SDK sends in one request. It is
+// never written to Kafka; each event is checked and produced on its own,
+// and the collector sets received_us and request itself.
+type EventBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventBatch) Reset() {
+	*x = EventBatch{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventBatch) ProtoMessage() {}
+
+func (x *EventBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
+func (*EventBatch) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EventBatch) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 // Conversion pairs a hit session with the app session it produced.
 type Conversion struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -616,7 +664,7 @@ type Conversion struct {
 
 func (x *Conversion) Reset() {
 	*x = Conversion{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[3]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +676,7 @@ func (x *Conversion) String() string {
 func (*Conversion) ProtoMessage() {}
 
 func (x *Conversion) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[3]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +689,7 @@ func (x *Conversion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conversion.ProtoReflect.Descriptor instead.
 func (*Conversion) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{3}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Conversion) GetId() string {
@@ -777,7 +825,7 @@ type TimelineEntry struct {
 
 func (x *TimelineEntry) Reset() {
 	*x = TimelineEntry{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[4]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +837,7 @@ func (x *TimelineEntry) String() string {
 func (*TimelineEntry) ProtoMessage() {}
 
 func (x *TimelineEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[4]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +850,7 @@ func (x *TimelineEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEntry.ProtoReflect.Descriptor instead.
 func (*TimelineEntry) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{4}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TimelineEntry) GetItem() isTimelineEntry_Item {
@@ -861,7 +909,7 @@ type Timeline struct {
 
 func (x *Timeline) Reset() {
 	*x = Timeline{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[5]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +921,7 @@ func (x *Timeline) String() string {
 func (*Timeline) ProtoMessage() {}
 
 func (x *Timeline) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[5]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +934,7 @@ func (x *Timeline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeline.ProtoReflect.Descriptor instead.
 func (*Timeline) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{5}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Timeline) GetSession() string {
@@ -939,7 +987,7 @@ type AttributionInput struct {
 
 func (x *AttributionInput) Reset() {
 	*x = AttributionInput{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[6]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +999,7 @@ func (x *AttributionInput) String() string {
 func (*AttributionInput) ProtoMessage() {}
 
 func (x *AttributionInput) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[6]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1012,7 @@ func (x *AttributionInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributionInput.ProtoReflect.Descriptor instead.
 func (*AttributionInput) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{6}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AttributionInput) GetItem() isAttributionInput_Item {
@@ -1022,7 +1070,7 @@ type ClickState struct {
 
 func (x *ClickState) Reset() {
 	*x = ClickState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1082,7 @@ func (x *ClickState) String() string {
 func (*ClickState) ProtoMessage() {}
 
 func (x *ClickState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1095,7 @@ func (x *ClickState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClickState.ProtoReflect.Descriptor instead.
 func (*ClickState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{7}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ClickState) GetHit() *Hit {
@@ -1084,7 +1132,7 @@ type ConvertedWith struct {
 
 func (x *ConvertedWith) Reset() {
 	*x = ConvertedWith{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1144,7 @@ func (x *ConvertedWith) String() string {
 func (*ConvertedWith) ProtoMessage() {}
 
 func (x *ConvertedWith) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1157,7 @@ func (x *ConvertedWith) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvertedWith.ProtoReflect.Descriptor instead.
 func (*ConvertedWith) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{8}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConvertedWith) GetSession() string {
@@ -1152,7 +1200,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1212,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1225,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{9}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Counters) GetHits() uint64 {
@@ -1230,7 +1278,7 @@ type ViewItem struct {
 
 func (x *ViewItem) Reset() {
 	*x = ViewItem{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1290,7 @@ func (x *ViewItem) String() string {
 func (*ViewItem) ProtoMessage() {}
 
 func (x *ViewItem) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1303,7 @@ func (x *ViewItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewItem.ProtoReflect.Descriptor instead.
 func (*ViewItem) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{10}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ViewItem) GetCursor() uint64 {
@@ -1386,7 +1434,7 @@ type ViewInput struct {
 
 func (x *ViewInput) Reset() {
 	*x = ViewInput{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1446,7 @@ func (x *ViewInput) String() string {
 func (*ViewInput) ProtoMessage() {}
 
 func (x *ViewInput) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1459,7 @@ func (x *ViewInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewInput.ProtoReflect.Descriptor instead.
 func (*ViewInput) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{11}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ViewInput) GetItem() isViewInput_Item {
@@ -1486,7 +1534,7 @@ type AccountState struct {
 
 func (x *AccountState) Reset() {
 	*x = AccountState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1498,7 +1546,7 @@ func (x *AccountState) String() string {
 func (*AccountState) ProtoMessage() {}
 
 func (x *AccountState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1511,7 +1559,7 @@ func (x *AccountState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountState.ProtoReflect.Descriptor instead.
 func (*AccountState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{12}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AccountState) GetSeq() uint64 {
@@ -1561,7 +1609,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1621,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1634,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{13}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Link) GetAccount() string {
@@ -1707,7 +1755,10 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\arequest\x18\f \x01(\v2\x13.livetab.v1.RequestR\arequest\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfe\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
+	"\n" +
+	"EventBatch\x12)\n" +
+	"\x06events\x18\x01 \x03(\v2\x11.livetab.v1.EventR\x06events\"\xfe\x03\n" +
 	"\n" +
 	"Conversion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
@@ -1838,7 +1889,7 @@ func file_livetab_v1_livetab_proto_rawDescGZIP() []byte {
 }
 
 var file_livetab_v1_livetab_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_livetab_v1_livetab_proto_goTypes = []any{
 	(Platform)(0),            // 0: livetab.v1.Platform
 	(MatchMethod)(0),         // 1: livetab.v1.MatchMethod
@@ -1846,56 +1897,58 @@ var file_livetab_v1_livetab_proto_goTypes = []any{
 	(*Request)(nil),          // 3: livetab.v1.Request
 	(*Hit)(nil),              // 4: livetab.v1.Hit
 	(*Event)(nil),            // 5: livetab.v1.Event
-	(*Conversion)(nil),       // 6: livetab.v1.Conversion
-	(*TimelineEntry)(nil),    // 7: livetab.v1.TimelineEntry
-	(*Timeline)(nil),         // 8: livetab.v1.Timeline
-	(*AttributionInput)(nil), // 9: livetab.v1.AttributionInput
-	(*ClickState)(nil),       // 10: livetab.v1.ClickState
-	(*ConvertedWith)(nil),    // 11: livetab.v1.ConvertedWith
-	(*Counters)(nil),         // 12: livetab.v1.Counters
-	(*ViewItem)(nil),         // 13: livetab.v1.ViewItem
-	(*ViewInput)(nil),        // 14: livetab.v1.ViewInput
-	(*AccountState)(nil),     // 15: livetab.v1.AccountState
-	(*Link)(nil),             // 16: livetab.v1.Link
-	nil,                      // 17: livetab.v1.Request.ParamsEntry
-	nil,                      // 18: livetab.v1.Event.ParamsEntry
-	nil,                      // 19: livetab.v1.Link.TagsEntry
+	(*EventBatch)(nil),       // 6: livetab.v1.EventBatch
+	(*Conversion)(nil),       // 7: livetab.v1.Conversion
+	(*TimelineEntry)(nil),    // 8: livetab.v1.TimelineEntry
+	(*Timeline)(nil),         // 9: livetab.v1.Timeline
+	(*AttributionInput)(nil), // 10: livetab.v1.AttributionInput
+	(*ClickState)(nil),       // 11: livetab.v1.ClickState
+	(*ConvertedWith)(nil),    // 12: livetab.v1.ConvertedWith
+	(*Counters)(nil),         // 13: livetab.v1.Counters
+	(*ViewItem)(nil),         // 14: livetab.v1.ViewItem
+	(*ViewInput)(nil),        // 15: livetab.v1.ViewInput
+	(*AccountState)(nil),     // 16: livetab.v1.AccountState
+	(*Link)(nil),             // 17: livetab.v1.Link
+	nil,                      // 18: livetab.v1.Request.ParamsEntry
+	nil,                      // 19: livetab.v1.Event.ParamsEntry
+	nil,                      // 20: livetab.v1.Link.TagsEntry
 }
 var file_livetab_v1_livetab_proto_depIdxs = []int32{
-	17, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
+	18, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
 	3,  // 1: livetab.v1.Hit.request:type_name -> livetab.v1.Request
 	0,  // 2: livetab.v1.Hit.platform:type_name -> livetab.v1.Platform
 	0,  // 3: livetab.v1.Event.platform:type_name -> livetab.v1.Platform
-	18, // 4: livetab.v1.Event.params:type_name -> livetab.v1.Event.ParamsEntry
+	19, // 4: livetab.v1.Event.params:type_name -> livetab.v1.Event.ParamsEntry
 	3,  // 5: livetab.v1.Event.request:type_name -> livetab.v1.Request
-	1,  // 6: livetab.v1.Conversion.method:type_name -> livetab.v1.MatchMethod
-	4,  // 7: livetab.v1.TimelineEntry.hit:type_name -> livetab.v1.Hit
-	5,  // 8: livetab.v1.TimelineEntry.event:type_name -> livetab.v1.Event
-	7,  // 9: livetab.v1.Timeline.entries:type_name -> livetab.v1.TimelineEntry
-	6,  // 10: livetab.v1.Timeline.conversion:type_name -> livetab.v1.Conversion
-	4,  // 11: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
-	5,  // 12: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
-	4,  // 13: livetab.v1.ClickState.hit:type_name -> livetab.v1.Hit
-	5,  // 14: livetab.v1.ClickState.pending:type_name -> livetab.v1.Event
-	1,  // 15: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
-	2,  // 16: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
-	11, // 17: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
-	12, // 18: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
-	4,  // 19: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
-	5,  // 20: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
-	6,  // 21: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
-	4,  // 22: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
-	5,  // 23: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
-	6,  // 24: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
-	13, // 25: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
-	12, // 26: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
-	6,  // 27: livetab.v1.AccountState.pending_marks:type_name -> livetab.v1.Conversion
-	19, // 28: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	5,  // 6: livetab.v1.EventBatch.events:type_name -> livetab.v1.Event
+	1,  // 7: livetab.v1.Conversion.method:type_name -> livetab.v1.MatchMethod
+	4,  // 8: livetab.v1.TimelineEntry.hit:type_name -> livetab.v1.Hit
+	5,  // 9: livetab.v1.TimelineEntry.event:type_name -> livetab.v1.Event
+	8,  // 10: livetab.v1.Timeline.entries:type_name -> livetab.v1.TimelineEntry
+	7,  // 11: livetab.v1.Timeline.conversion:type_name -> livetab.v1.Conversion
+	4,  // 12: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
+	5,  // 13: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
+	4,  // 14: livetab.v1.ClickState.hit:type_name -> livetab.v1.Hit
+	5,  // 15: livetab.v1.ClickState.pending:type_name -> livetab.v1.Event
+	1,  // 16: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
+	2,  // 17: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
+	12, // 18: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
+	13, // 19: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
+	4,  // 20: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
+	5,  // 21: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
+	7,  // 22: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
+	4,  // 23: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
+	5,  // 24: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
+	7,  // 25: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
+	14, // 26: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
+	13, // 27: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
+	7,  // 28: livetab.v1.AccountState.pending_marks:type_name -> livetab.v1.Conversion
+	20, // 29: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_livetab_v1_livetab_proto_init() }
@@ -1903,20 +1956,20 @@ func file_livetab_v1_livetab_proto_init() {
 	if File_livetab_v1_livetab_proto != nil {
 		return
 	}
-	file_livetab_v1_livetab_proto_msgTypes[4].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[5].OneofWrappers = []any{
 		(*TimelineEntry_Hit)(nil),
 		(*TimelineEntry_Event)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[6].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[7].OneofWrappers = []any{
 		(*AttributionInput_Hit)(nil),
 		(*AttributionInput_Event)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[10].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[11].OneofWrappers = []any{
 		(*ViewItem_Hit)(nil),
 		(*ViewItem_Event)(nil),
 		(*ViewItem_Conversion)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[11].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[12].OneofWrappers = []any{
 		(*ViewInput_Hit)(nil),
 		(*ViewInput_Event)(nil),
 		(*ViewInput_Conversion)(nil),
@@ -1927,7 +1980,7 @@ func file_livetab_v1_livetab_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_livetab_v1_livetab_proto_rawDesc), len(file_livetab_v1_livetab_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

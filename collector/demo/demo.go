@@ -40,19 +40,21 @@ type link struct {
 }
 
 const (
-	appStore  = "https://apps.example.com/ios/pocket-garden"
-	playStore = "https://play.example.com/store/apps/details?id=com.example.pocketgarden"
+	appStore = "https://apps.example.com/ios/pocket-garden"
+	// playStore is a Google Play page: the collector hands the click id to
+	// the app inside its install referrer.
+	playStore = "https://play.google.com/store/apps/details?id=com.example.pocketgarden"
 	site      = "https://pocketgarden.example.com"
 )
 
 // links are the demo links of Pocket Garden.
 func links() []link {
 	return []link{
-		{Slug: "spring-sale", Destination: site + "/sale/spring", IOS: appStore + "?ct=spring-sale", Android: playStore + "&referrer=spring-sale",
+		{Slug: "spring-sale", Destination: site + "/sale/spring", IOS: appStore + "?ct=spring-sale", Android: playStore + "&referrer=utm_source%3Dspring-sale",
 			DeepLink: "pocketgarden://sale/spring", Campaign: "spring-sale", Tags: map[string]string{"channel": "social"}},
 		{Slug: "onboarding", Destination: site + "/start", IOS: appStore, Android: playStore,
 			DeepLink: "pocketgarden://onboarding", Campaign: "onboarding", Tags: map[string]string{"channel": "web"}},
-		{Slug: "referral", Destination: site + "/invite", IOS: appStore + "?ct=referral", Android: playStore + "&referrer=referral",
+		{Slug: "referral", Destination: site + "/invite", IOS: appStore + "?ct=referral", Android: playStore + "&referrer=utm_source%3Dreferral",
 			DeepLink: "pocketgarden://invite", Campaign: "referral", Tags: map[string]string{"channel": "referral"}},
 		{Slug: "tomato-guide", Destination: site + "/guides/tomatoes", IOS: appStore, Android: playStore,
 			DeepLink: "pocketgarden://guides/tomatoes", Campaign: "content", Tags: map[string]string{"channel": "newsletter"}},
@@ -300,12 +302,28 @@ func (g *generator) click(ctx context.Context, browser *http.Client, l link, ua,
 		g.failed(ctx, "click", statusError(resp))
 		return "", false
 	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || loc.Query().Get("click_id") == "" {
+	id := clickID(resp.Header.Get("Location"))
+	if id == "" {
 		g.log.Warn("demo: redirect without click id", "location", resp.Header.Get("Location"))
 		return "", false
 	}
-	return loc.Query().Get("click_id"), true
+	return id, true
+}
+
+// clickID reads the click id from a redirect the way the app gets it: a
+// Google Play destination carries it inside its install referrer (which
+// the Play Store hands the app), any other as the click_id parameter.
+func clickID(location string) string {
+	loc, err := url.Parse(location)
+	if err != nil {
+		return ""
+	}
+	if ref := loc.Query().Get("referrer"); ref != "" {
+		if q, err := url.ParseQuery(ref); err == nil && q.Get("click_id") != "" {
+			return q.Get("click_id")
+		}
+	}
+	return loc.Query().Get("click_id")
 }
 
 // organicInstall is an app install that no click led to.

@@ -241,6 +241,9 @@ func TestRun(t *testing.T) {
 			if h.Account != "demo" || h.ClickId == "" || h.GetRequest().GetParams()["utm_source"] == "" || h.GetRequest().GetUserAgent() == "" {
 				t.Fatalf("demo hit %v: want account demo, a click id, utm params and a user agent", h)
 			}
+			if h.Platform == livetabv1.Platform_PLATFORM_ANDROID && !strings.Contains(h.Destination, "referrer=") {
+				t.Fatalf("Android demo hit to %s: want Google Play with the click id in the referrer", h.Destination)
+			}
 			clickIDs[h.ClickId] = true
 		}
 		attributed, organic, followUps = 0, 0, 0
