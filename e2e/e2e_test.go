@@ -43,18 +43,32 @@ type livetab struct {
 	stop func()
 }
 
-// start runs every part on dataDir and returns once it serves.
-func start(t *testing.T, dataDir string, demo bool) *livetab {
-	t.Helper()
+// testOptions are the options every end-to-end test starts from: all
+// parts, a free port, small topics, no demo traffic.
+func testOptions(dataDir string) system.Options {
 	opts := system.DefaultOptions()
 	opts.Addr = "127.0.0.1:0"
 	opts.DataDir = dataDir
 	opts.Secret = secret
-	opts.Demo = demo
+	opts.Demo = false
 	opts.DemoRate = 5
 	opts.Topics.Partitions = 4
 	opts.Logger = testLogger()
+	return opts
+}
 
+// start runs every part on dataDir and returns once it serves.
+func start(t *testing.T, dataDir string, demo bool) *livetab {
+	t.Helper()
+	opts := testOptions(dataDir)
+	opts.Demo = demo
+	return run(t, opts)
+}
+
+// run runs system.Run with opts until the test ends or stop is called, and
+// returns once it serves.
+func run(t *testing.T, opts system.Options) *livetab {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan system.Info, 1)
 	done := make(chan error, 1)
@@ -64,10 +78,10 @@ func start(t *testing.T, dataDir string, demo bool) *livetab {
 	case lt.info = <-ready:
 	case err := <-done:
 		cancel()
-		t.Fatalf("livetab stopped before it was ready: %v", err)
+		t.Fatalf("livetab %+v stopped before it was ready: %v", opts.Parts, err)
 	case <-time.After(90 * time.Second):
 		cancel()
-		t.Fatal("livetab not ready within 90s")
+		t.Fatalf("livetab %+v not ready within 90s", opts.Parts)
 	}
 	stopped := false
 	lt.stop = func() {
@@ -79,10 +93,10 @@ func start(t *testing.T, dataDir string, demo bool) *livetab {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("livetab stopped with error: %v", err)
+				t.Errorf("livetab %+v stopped with error: %v", opts.Parts, err)
 			}
 		case <-time.After(60 * time.Second):
-			t.Error("livetab did not stop within 60s")
+			t.Errorf("livetab %+v did not stop within 60s", opts.Parts)
 		}
 	}
 	t.Cleanup(lt.stop)

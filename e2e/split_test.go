@@ -14,37 +14,10 @@ import (
 // `livetab process` and `livetab serve` do.
 func startPart(t *testing.T, brokers []string, parts system.Parts) *livetab {
 	t.Helper()
-	opts := system.DefaultOptions()
-	opts.Addr = "127.0.0.1:0"
+	opts := testOptions(t.TempDir())
 	opts.Brokers = brokers
-	opts.DataDir = t.TempDir()
-	opts.Secret = secret
 	opts.Parts = parts
-	opts.Demo = false
-	opts.Topics.Partitions = 4
-	opts.Logger = testLogger()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan system.Info, 1)
-	done := make(chan error, 1)
-	go func() { done <- system.Run(ctx, opts, func(i system.Info) { ready <- i }) }()
-	lt := &livetab{t: t}
-	select {
-	case lt.info = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("%+v stopped before it was ready: %v", parts, err)
-	case <-time.After(90 * time.Second):
-		cancel()
-		t.Fatalf("%+v not ready within 90s", parts)
-	}
-	lt.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%+v stopped with error: %v", parts, err)
-		}
-	}
-	t.Cleanup(lt.stop)
-	return lt
+	return run(t, opts)
 }
 
 // TestPartsRunSeparately runs the collector, two processor instances and

@@ -64,6 +64,8 @@ type eventJSON struct {
 	UserAgent  string            `json:"user_agent,omitempty"`
 }
 
+// conversionJSON is a conversion. Durations (window, hit_to_install) are
+// in Go's duration syntax, e.g. "168h0m0s" or "1m30.25s".
 type conversionJSON struct {
 	ID         string `json:"id,omitempty"`
 	HitSession string `json:"hit_session,omitempty"`
@@ -75,6 +77,17 @@ type conversionJSON struct {
 	Time       string `json:"time,omitempty"`
 	Link       string `json:"link,omitempty"`
 	Campaign   string `json:"campaign,omitempty"`
+	DeepLink   string `json:"deep_link,omitempty"`
+	HitTime    string `json:"hit_time,omitempty"`
+	EventTime  string `json:"event_time,omitempty"`
+	// Window is the lookback window of the rule that matched.
+	Window string `json:"window,omitempty"`
+	// Candidates is how many hits a probabilistic (fingerprint) match
+	// chose from.
+	Candidates int32 `json:"candidates,omitempty"`
+	// HitToInstall is the time from the hit to the install event reaching
+	// the collector; negative when the install came first.
+	HitToInstall string `json:"hit_to_install,omitempty"`
 }
 
 type convertedWithJSON struct {
@@ -111,9 +124,24 @@ type entryJSON struct {
 	Event   *eventJSON `json:"event,omitempty"`
 }
 
-// errorJSON is the body of every error answer.
+// deeplinkJSON is the answer of GET /v1/deeplink. Every field is always
+// present (empty when unknown), so that SDKs can rely on the shape.
+type deeplinkJSON struct {
+	Account     string `json:"account"`
+	Session     string `json:"session"`
+	DeepLink    string `json:"deep_link"`
+	Link        string `json:"link"`
+	Campaign    string `json:"campaign"`
+	Method      string `json:"method"`
+	HitSession  string `json:"hit_session"`
+	ConvertedAt string `json:"converted_at"`
+}
+
+// errorJSON is the body of every error answer. Reason details an answer
+// that is not a failure of the request, such as the deep-link API's 404.
 type errorJSON struct {
-	Error string `json:"error"`
+	Error  string `json:"error"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // rawJSON is pre-encoded JSON (an item encoded once and shared by every
@@ -122,6 +150,14 @@ type rawJSON []byte
 
 // MarshalJSON returns r unchanged: it was produced by encoding/json.
 func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+
+// durationJSON formats a duration in microseconds; zero is omitted.
+func durationJSON(us int64) string {
+	if us == 0 {
+		return ""
+	}
+	return (time.Duration(us) * time.Microsecond).String()
+}
 
 // timeJSON formats Unix microseconds; zero means unknown and is omitted.
 func timeJSON(us int64) string {
@@ -279,5 +315,22 @@ func encodeConversion(c *livetabv1.Conversion) *conversionJSON {
 		Time:       timeJSON(c.GetTimeUs()),
 		Link:       c.GetLink(),
 		Campaign:   c.GetCampaign(),
+		DeepLink:   c.GetDeepLink(),
+		HitTime:    timeJSON(c.GetHitTimeUs()),
+		EventTime:  timeJSON(c.GetEventTimeUs()),
+		Window:     durationJSON(c.GetWindowUs()),
+		Candidates: c.GetCandidates(),
+		// Until conversions carry it, the time from hit to install is
+		// derived from when the install reached the collector.
+		HitToInstall: durationJSON(hitToInstallUs(c)),
 	}
+}
+
+// hitToInstallUs is the time from the conversion's hit to its install
+// event reaching the collector, 0 when either time is unknown.
+func hitToInstallUs(c *livetabv1.Conversion) int64 {
+	if c.GetHitTimeUs() == 0 || c.GetReceivedUs() == 0 {
+		return 0
+	}
+	return c.GetReceivedUs() - c.GetHitTimeUs()
 }

@@ -50,6 +50,25 @@ func TestEncodeItem(t *testing.T) {
 				`"hit_id":"h1","event_id":"e1","click_id":"k","method":"device_id","time":"` + at + `","link":"spring","campaign":"c"}}`,
 		},
 		{
+			name: "conversion, every field",
+			item: &livetabv1.ViewItem{Cursor: 6, Account: "demo", Kind: livetabv1.Kind_KIND_CONVERSION,
+				Payload: &livetabv1.ViewItem_Conversion{Conversion: &livetabv1.Conversion{Id: "c2", Account: "demo", HitSession: "web-1",
+					AppSession: "app-1", HitId: "h1", EventId: "e1", Method: livetabv1.MatchMethod_MATCH_METHOD_FINGERPRINT, TimeUs: us,
+					HitTimeUs: us - 90_500_000, EventTimeUs: us - 1_000_000, ReceivedUs: us - 500_000, WindowUs: 2 * 3600 * 1_000_000,
+					Candidates: 7, Link: "spring", Campaign: "c", DeepLink: "app://p/1"}}},
+			want: `{"cursor":6,"account":"demo","kind":"conversion","conversion":{"id":"c2","hit_session":"web-1","app_session":"app-1",` +
+				`"hit_id":"h1","event_id":"e1","method":"fingerprint","time":"` + at + `","link":"spring","campaign":"c",` +
+				`"deep_link":"app://p/1","hit_time":"2025-06-15T15:05:09.623456Z","event_time":"2025-06-15T15:06:39.123456Z",` +
+				`"window":"2h0m0s","candidates":7,"hit_to_install":"1m30s"}}`,
+		},
+		{
+			name: "install before its hit",
+			item: &livetabv1.ViewItem{Cursor: 7, Account: "demo",
+				Payload: &livetabv1.ViewItem_Conversion{Conversion: &livetabv1.Conversion{Id: "c3",
+					HitTimeUs: us, ReceivedUs: us - 2_000_000}}},
+			want: `{"cursor":7,"account":"demo","kind":"conversion","conversion":{"id":"c3","hit_time":"` + at + `","hit_to_install":"-2s"}}`,
+		},
+		{
 			name: "empty fields omitted",
 			item: &livetabv1.ViewItem{Cursor: 5, Account: "demo", Kind: livetabv1.Kind_KIND_HIT,
 				Payload: &livetabv1.ViewItem_Hit{Hit: &livetabv1.Hit{Id: "h2", Platform: livetabv1.Platform_PLATFORM_OTHER}}},

@@ -26,7 +26,7 @@ var testSecret = []byte("views-test-secret")
 
 // env is one views server on its own embedded broker.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	k    topics.Kafka
 	prod sarama.SyncProducer
 	srv  *Server
@@ -36,7 +36,8 @@ type env struct {
 }
 
 type envOptions struct {
-	queueSize int
+	queueSize  int
+	maxWaiters int
 	// before runs once the topics exist and before the server starts, to
 	// produce what the views must recover.
 	before func(e *env)
@@ -44,7 +45,7 @@ type envOptions struct {
 	noRun bool
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	b, err := topics.StartEmbedded(topics.EmbeddedOptions{})
 	if err != nil {
@@ -65,7 +66,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		o.before(e)
 	}
 
-	e.srv, err = New(Options{Kafka: e.k, Secret: testSecret, QueueSize: o.queueSize})
+	e.srv, err = New(Options{Kafka: e.k, Secret: testSecret, QueueSize: o.queueSize, MaxWaiters: o.maxWaiters})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
-func token(t *testing.T, account string, expires time.Time) string {
+func token(t testing.TB, account string, expires time.Time) string {
 	t.Helper()
 	tok, err := codecs.SignToken(testSecret, codecs.Claims{Account: account, Expires: expires})
 	if err != nil {
@@ -111,7 +112,7 @@ func token(t *testing.T, account string, expires time.Time) string {
 	return tok
 }
 
-func validToken(t *testing.T, account string) string {
+func validToken(t testing.TB, account string) string {
 	return token(t, account, time.Now().Add(time.Hour))
 }
 
@@ -229,7 +230,7 @@ func readSnapshot(t *testing.T, c *websocket.Conn) frame {
 }
 
 // waitFor polls cond until it holds or fails the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -213,11 +213,13 @@ func TestLiveAndTimelineRejectBeforeUpgrade(t *testing.T) {
 				t.Errorf("live: body %q, want a JSON error", body)
 			}
 
-			// The timeline API, with the token in the header.
-			var got errorJSON
-			path := "/v1/timeline?session=s&account=" + tt.account
-			if status := e.getJSON(path, tt.token, &got); status != tt.want || got.Error == "" {
-				t.Errorf("timeline: %d %+v, want %d with an error", status, got, tt.want)
+			// The timeline and deep-link APIs, with the token in the header.
+			for _, api := range []string{"/v1/timeline", "/v1/deeplink"} {
+				var got errorJSON
+				path := api + "?session=s&account=" + tt.account
+				if status := e.getJSON(path, tt.token, &got); status != tt.want || got.Error == "" {
+					t.Errorf("%s: %d %+v, want %d with an error", api, status, got, tt.want)
+				}
 			}
 		})
 	}
@@ -231,9 +233,14 @@ func TestLiveNotReadyIs503(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("live before ready: %v %v, want 503", resp, err)
 	}
-	var got errorJSON
-	if status := e.getJSON("/v1/timeline?session=s", validToken(t, "demo"), &got); status != http.StatusServiceUnavailable {
-		t.Fatalf("timeline before ready: %d, want 503", status)
+	for _, path := range []string{"/v1/timeline?session=s", "/v1/deeplink?session=s", "/v1/deeplink?session=s&wait=10s"} {
+		var got errorJSON
+		if status := e.getJSON(path, validToken(t, "demo"), &got); status != http.StatusServiceUnavailable {
+			t.Errorf("%s before ready: %d, want 503", path, status)
+		}
+	}
+	if n := e.srv.waiters.len(); n != 0 {
+		t.Errorf("%d deep-link requests wait on views that are not ready", n)
 	}
 }
 

@@ -46,7 +46,7 @@ func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request) {
 			paired = nil
 		}
 	}
-	writeJSON(w, http.StatusOK, mergeTimelines(account, tl, paired))
+	writeJSON(w, http.StatusOK, mergeTimelines(account, session, tl, paired))
 }
 
 // timeline returns the sessions table's value for session, nil if none.
@@ -62,19 +62,16 @@ func (s *Server) timeline(session string) (*livetabv1.Timeline, error) {
 	return tl, nil
 }
 
-// mergeTimelines answers for tl, merged with paired when paired belongs to
-// the same account. Entries are newest first; each is marked with its
-// session.
-func mergeTimelines(account string, tl, paired *livetabv1.Timeline) timelineJSON {
+// mergeTimelines answers for tl, the timeline of session, merged with
+// paired when paired belongs to the same account. Entries are newest
+// first; each is marked with its session.
+func mergeTimelines(account, session string, tl, paired *livetabv1.Timeline) timelineJSON {
 	out := timelineJSON{
 		Account:       account,
-		Session:       tl.GetSession(),
+		Session:       session,
 		PairedSession: tl.GetPairedSession(),
 		Conversion:    encodeConversion(tl.GetConversion()),
 		Entries:       []entryJSON{},
-	}
-	if out.Session == "" {
-		out.Session = paired.GetSession()
 	}
 	type timed struct {
 		us    int64
@@ -82,18 +79,20 @@ func mergeTimelines(account string, tl, paired *livetabv1.Timeline) timelineJSON
 		entry entryJSON
 	}
 	var all []timed
-	add := func(t *livetabv1.Timeline) {
+	// Entries are marked with the key their timeline is stored under,
+	// which a value's own session field merely repeats.
+	add := func(session string, t *livetabv1.Timeline) {
 		for _, e := range t.GetEntries() {
-			us, entry, ok := encodeEntry(t.GetSession(), e)
+			us, entry, ok := encodeEntry(session, e)
 			if ok {
 				all = append(all, timed{us, len(all), entry})
 			}
 		}
 	}
-	add(tl)
+	add(session, tl)
 	if paired != nil {
 		if paired.GetAccount() == account {
-			add(paired)
+			add(tl.GetPairedSession(), paired)
 			if out.Conversion == nil {
 				out.Conversion = encodeConversion(paired.GetConversion())
 			}

@@ -22,7 +22,9 @@ func eventEntry(account, session, id, name string, us int64) *livetabv1.Timeline
 func TestTimeline(t *testing.T) {
 	const sec = int64(time.Second / time.Microsecond)
 	conv := &livetabv1.Conversion{Id: "conv-1", Account: "demo", HitSession: "web-1", AppSession: "app-1",
-		HitId: "hit-1", EventId: "install-1", Method: livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID, TimeUs: t0 + 6*sec}
+		HitId: "hit-1", EventId: "install-1", Method: livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID, TimeUs: t0 + 6*sec,
+		HitTimeUs: t0, EventTimeUs: t0 + 5*sec, ReceivedUs: t0 + 5*sec + 500, WindowUs: 24 * 3600 * sec,
+		Link: "spring", Campaign: "summer", DeepLink: "app://promo/42"}
 	e := newEnv(t, envOptions{})
 	e.produceTimelines(
 		&livetabv1.Timeline{Session: "web-1", Account: "demo", PairedSession: "app-1", Conversion: conv,
@@ -75,8 +77,11 @@ func TestTimeline(t *testing.T) {
 		if got.Account != "demo" || got.Session != tt.session || got.PairedSession != tt.paired {
 			t.Errorf("%s: answered %q/%q paired with %q", tt.session, got.Account, got.Session, got.PairedSession)
 		}
-		if got.Conversion == nil || got.Conversion.ID != "conv-1" || got.Conversion.Method != "click_id" {
-			t.Errorf("%s: conversion %+v", tt.session, got.Conversion)
+		wantConv := conversionJSON{ID: "conv-1", HitSession: "web-1", AppSession: "app-1", HitID: "hit-1", EventID: "install-1",
+			Method: "click_id", Time: timeJSON(t0 + 6*sec), Link: "spring", Campaign: "summer", DeepLink: "app://promo/42",
+			HitTime: timeJSON(t0), EventTime: timeJSON(t0 + 5*sec), Window: "24h0m0s", HitToInstall: "5.0005s"}
+		if got.Conversion == nil || *got.Conversion != wantConv {
+			t.Errorf("%s: conversion %+v, want %+v", tt.session, got.Conversion, wantConv)
 		}
 		if g := ids(got); !slices.Equal(g, merged) {
 			t.Errorf("%s: entries %v, want newest first %v", tt.session, g, merged)
@@ -107,5 +112,47 @@ func TestTimeline(t *testing.T) {
 	}
 	if status := e.getJSON("/v1/timeline", demo, &errorJSON{}); status != http.StatusBadRequest {
 		t.Errorf("no session: %d, want 400", status)
+	}
+}
+
+func TestMergeTimelines(t *testing.T) {
+	const sec = int64(time.Second / time.Microsecond)
+	conv := &livetabv1.Conversion{Id: "conv-1", HitSession: "web-1", AppSession: "app-1", Method: livetabv1.MatchMethod_MATCH_METHOD_FINGERPRINT, Candidates: 4}
+	// Values whose own session field is empty: entries are marked with the
+	// session they are stored under.
+	app := &livetabv1.Timeline{Account: "demo", PairedSession: "web-1",
+		Entries: []*livetabv1.TimelineEntry{eventEntry("demo", "", "e1", "install", t0+sec), {}}}
+	web := &livetabv1.Timeline{Account: "demo", PairedSession: "app-1", Conversion: conv,
+		Entries: []*livetabv1.TimelineEntry{hitEntry("demo", "", "h1", t0), hitEntry("demo", "", "h2", t0+2*sec)}}
+	tests := []struct {
+		name    string
+		paired  *livetabv1.Timeline
+		session []string // of each entry, newest first
+		pair    string
+		conv    bool
+	}{
+		{"paired, conversion from the pair", web, []string{"web-1", "app-1", "web-1"}, "web-1", true},
+		{"pair unreadable", nil, []string{"app-1"}, "web-1", false},
+		{"pair of another account", &livetabv1.Timeline{Account: "acme", Conversion: conv,
+			Entries: []*livetabv1.TimelineEntry{hitEntry("acme", "", "x", t0)}}, []string{"app-1"}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := mergeTimelines("demo", "app-1", app, tt.paired)
+			var sessions []string
+			for _, e := range got.Entries {
+				sessions = append(sessions, e.Session)
+			}
+			if got.Session != "app-1" || got.PairedSession != tt.pair || !slices.Equal(sessions, tt.session) {
+				t.Errorf("session %q paired %q entries of %v; want app-1 paired %q entries of %v",
+					got.Session, got.PairedSession, sessions, tt.pair, tt.session)
+			}
+			if (got.Conversion != nil) != tt.conv {
+				t.Fatalf("conversion %+v, want one: %v", got.Conversion, tt.conv)
+			}
+			if tt.conv && (got.Conversion.Method != "fingerprint" || got.Conversion.Candidates != 4) {
+				t.Errorf("conversion %+v, want a fingerprint match among 4 candidates", got.Conversion)
+			}
+		})
 	}
 }

@@ -1,13 +1,15 @@
 // Package views is livetab's views server: it consumes the compacted view
 // topic once per process and streams each account's view items to WebSocket
-// subscribers (GET /v1/live), answers the timeline API from the sessions
-// table (GET /v1/timeline), and serves a simple live page (GET /).
+// subscribers (GET /v1/live), answers the timeline and deferred deep-link
+// APIs from the sessions table (GET /v1/timeline, GET /v1/deeplink), and
+// serves a simple live page (GET /).
 //
 // Two goka views feed it. The view of topics.View keeps the newest items of
 // every account (the snapshot a new subscriber starts from) and hands every
 // record, as it arrives, to one fan-out hub that queues it for the
 // account's subscribers. The view of the sessions group table answers
-// timeline look-ups.
+// timeline and deep-link look-ups, and wakes the deep-link requests
+// waiting for a session as soon as it stored the session's new value.
 package views
 
 import (
@@ -40,6 +42,9 @@ type Options struct {
 	// QueueSize bounds each subscriber's outgoing queue (default 256); a subscriber whose queue is
 	// full is closed with a clear close reason and never slows the others.
 	QueueSize int
+	// MaxWaiters bounds the deep-link requests waiting for a conversion at once (default 10,000);
+	// beyond it they are answered 503 with Retry-After.
+	MaxWaiters int
 }
 
 // Defaults of the per-connection bounds. Tests change the timers through
@@ -73,6 +78,7 @@ type Server struct {
 	items    *goka.View
 	sessions *goka.View
 	hub      *hub
+	waiters  *waiters
 	// records counts view-topic records seen, recovery included.
 	records atomic.Int64
 	clients clientSet
@@ -103,6 +109,12 @@ func New(opts Options) (*Server, error) {
 	if opts.QueueSize == 0 {
 		opts.QueueSize = defaultQueueSize
 	}
+	if opts.MaxWaiters < 0 {
+		return nil, fmt.Errorf("views: negative waiter bound %d", opts.MaxWaiters)
+	}
+	if opts.MaxWaiters == 0 {
+		opts.MaxWaiters = defaultMaxWaiters
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -114,6 +126,7 @@ func New(opts Options) (*Server, error) {
 		writeTimeout: defaultWriteTimeout,
 		pingInterval: defaultPingInterval,
 		hub:          newHub(log),
+		waiters:      newWaiters(opts.MaxWaiters),
 		ready:        make(chan struct{}),
 		stopped:      make(chan struct{}),
 	}
@@ -125,7 +138,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("views: view of %s: %w", topics.View, err)
 	}
 	s.sessions, err = goka.NewView(opts.Kafka.Brokers, goka.GroupTable(topics.SessionsGroup), codecs.TimelineCodec{},
-		s.viewOptions(opts.Kafka, "views-sessions")...)
+		append(s.viewOptions(opts.Kafka, "views-sessions"), goka.WithViewCallback(s.onSessionRecord))...)
 	if err != nil {
 		s.clients.close(log)
 		return nil, fmt.Errorf("views: view of %s: %w", goka.GroupTable(topics.SessionsGroup), err)
@@ -159,10 +172,12 @@ func (s *Server) viewOptions(k topics.Kafka, part string) []goka.ViewOption {
 }
 
 // Register mounts the server's handlers: GET /v1/live (WebSocket),
-// GET /v1/timeline and GET / (the page, which needs no other asset).
+// GET /v1/timeline, GET /v1/deeplink and GET / (the page, which needs no
+// other asset).
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/live", s.handleLive)
 	mux.HandleFunc("GET /v1/timeline", s.handleTimeline)
+	mux.HandleFunc("GET /v1/deeplink", s.handleDeeplink)
 	mux.HandleFunc("GET /{$}", s.handlePage)
 }
 
@@ -237,11 +252,13 @@ func (s *Server) recovered() bool {
 }
 
 // shutdown stops serving before the views close: no view read starts
-// after it set closed, and every live connection is told and waited for.
+// after it set closed, waiting deep-link requests wake to find it so, and
+// every live connection is told and waited for.
 func (s *Server) shutdown() {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	s.waiters.close()
 	s.hub.close()
 	s.streams.Wait()
 }
@@ -328,6 +345,19 @@ func (s *Server) onViewRecord(ctx goka.UpdateContext, st storage.Storage, key st
 		}
 	}
 	s.log.Warn("skipping view record", "key", key, "partition", ctx.Partition(), "offset", ctx.Offset(), "error", err)
+	return nil
+}
+
+// onSessionRecord is the sessions table's update callback: it stores the
+// record as goka would, then wakes the deep-link requests waiting for the
+// session, which read its new value themselves.
+func (s *Server) onSessionRecord(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
+		return err
+	}
+	if value != nil {
+		s.waiters.notify(key)
+	}
 	return nil
 }
 
