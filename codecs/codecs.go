@@ -74,7 +74,6 @@ type (
 	ConversionCodec       = Proto[livetabv1.Conversion, *livetabv1.Conversion]
 	TimelineCodec         = Proto[livetabv1.Timeline, *livetabv1.Timeline]
 	AttributionInputCodec = Proto[livetabv1.AttributionInput, *livetabv1.AttributionInput]
-	ClickStateCodec       = Proto[livetabv1.ClickState, *livetabv1.ClickState]
 	ViewItemCodec         = Proto[livetabv1.ViewItem, *livetabv1.ViewItem]
 	ViewInputCodec        = Proto[livetabv1.ViewInput, *livetabv1.ViewInput]
 	AccountStateCodec     = Proto[livetabv1.AccountState, *livetabv1.AccountState]

@@ -1,7 +1,10 @@
 // Package processors runs livetab's three goka processor groups together:
 // sessions (per-session timelines), attribution (hit/app-session
-// conversions) and liveview (per-account view items). Each group lives in
-// its own subpackage, which owns its graph.
+// conversions) and liveview (per-account view items), with the two
+// periodic jobs goka has no room for: the ticker that writes the time to
+// topics.Clock (attribution's timers fire from it) and the sweeper that
+// applies the sessions' retention. Each group lives in its own subpackage,
+// which owns its graph.
 //
 // Topics are not created here: run topics.EnsureAll first.
 package processors
@@ -12,17 +15,30 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/livetab/livetab/codecs/livetabv1"
 	"github.com/livetab/livetab/processors/attribution"
 	"github.com/livetab/livetab/processors/internal/procutil"
 	"github.com/livetab/livetab/processors/liveview"
 	"github.com/livetab/livetab/processors/sessions"
 	"github.com/livetab/livetab/topics"
 )
+
+// Clock tells the time. Tests inject one they control.
+type Clock interface {
+	Now() time.Time
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
 
 // Options configure the processors.
 type Options struct {
@@ -31,11 +47,39 @@ type Options struct {
 	// subfolder per group); empty keeps them in memory (tests).
 	StorageDir string
 	Logger     *slog.Logger // default: discard
+	// Attribution sets the matching windows and the grace period; zero
+	// fields take attribution's defaults.
+	Attribution attribution.Config
+	// Clock is the time the ticks and the retention sweeps use. Default:
+	// the wall clock.
+	Clock Clock
+	// TickInterval is how often Run writes a tick per partition to
+	// topics.Clock, which fires the attribution timers: a grace deadline
+	// is acted on up to about one interval late. Default 1 s.
+	TickInterval time.Duration
+	// SweepInterval is how often Run applies the sessions' retention to
+	// the sessions this instance owns (SweepSessions). Default 1 h.
+	SweepInterval time.Duration
 }
 
-// Processors are the three goka processors of livetab. Run them once.
+// Defaults of Options.
+const (
+	DefaultTickInterval  = time.Second
+	DefaultSweepInterval = time.Hour
+)
+
+// Processors are the three goka processors of livetab, with the ticker
+// that drives attribution's timers and the sweeper that applies the
+// sessions' retention. Run them once.
 type Processors struct {
-	procs []named
+	procs    []named
+	sessions *goka.Processor
+	kafka    topics.Kafka
+	log      *slog.Logger
+	clock    Clock
+	tickKeys []string
+	tick     time.Duration
+	sweep    time.Duration
 }
 
 type named struct {
@@ -44,8 +88,9 @@ type named struct {
 }
 
 // New builds the three goka processors (sessions, attribution, liveview).
-// It does not touch Kafka beyond what goka.NewProcessor does (which checks
-// that the group's topics exist and are co-partitioned).
+// It does not touch Kafka beyond reading the partition count of
+// topics.Clock and what goka.NewProcessor does (which checks that the
+// group's topics exist and are co-partitioned).
 func New(opts Options) (*Processors, error) {
 	log := procutil.OrDiscard(opts.Logger)
 	sb := func(g goka.Group) storage.Builder {
@@ -54,11 +99,16 @@ func New(opts Options) (*Processors, error) {
 		}
 		return storage.DefaultBuilder(filepath.Join(opts.StorageDir, string(g)))
 	}
+	parts, err := procutil.Partitions(opts.Kafka, string(topics.Clock))
+	if err != nil {
+		return nil, fmt.Errorf("processors: %w", err)
+	}
 	s, err := sessions.NewProcessor(sessions.Options{Kafka: opts.Kafka, Storage: sb(sessions.Group), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("processors: %w", err)
 	}
-	a, err := attribution.NewProcessor(attribution.Options{Kafka: opts.Kafka, Storage: sb(attribution.Group), Logger: log})
+	a, err := attribution.NewProcessor(attribution.Options{Kafka: opts.Kafka, Storage: sb(attribution.Group), Logger: log,
+		Config: opts.Attribution, Partitions: parts})
 	if err != nil {
 		return nil, fmt.Errorf("processors: %w", err)
 	}
@@ -66,14 +116,46 @@ func New(opts Options) (*Processors, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processors: %w", err)
 	}
-	return &Processors{procs: []named{{"sessions", s}, {"attribution", a}, {"liveview", l}}}, nil
+	p := &Processors{
+		procs:    []named{{"sessions", s}, {"attribution", a}, {"liveview", l}},
+		sessions: s,
+		kafka:    opts.Kafka,
+		log:      log,
+		clock:    opts.Clock,
+		tickKeys: attribution.TickKeys(parts),
+		tick:     opts.TickInterval,
+		sweep:    opts.SweepInterval,
+	}
+	if p.clock == nil {
+		p.clock = wallClock{}
+	}
+	if p.tick <= 0 {
+		p.tick = DefaultTickInterval
+	}
+	if p.sweep <= 0 {
+		p.sweep = DefaultSweepInterval
+	}
+	return p, nil
 }
 
-// Run runs all three on an errgroup until ctx is cancelled (returns nil
-// then) or one fails (returns its error, wrapped; the others are stopped).
-// A Processors runs only once: goka processors cannot be restarted, so
-// build a new one with New to run again.
+// Run runs all three, the ticker and the sweeper on an errgroup until ctx
+// is cancelled (returns nil then) or one processor fails (returns its
+// error, wrapped; the others are stopped). A Processors runs only once:
+// goka processors cannot be restarted, so build a new one with New to run
+// again.
+//
+// The ticker writes, every TickInterval, one livetabv1.Tick with the
+// Clock's time to each partition of topics.Clock. Every instance ticks;
+// that is harmless, as the timers keep the latest time they saw. A failed
+// write is logged and retried at the next interval. The sweeper calls
+// SweepSessions once the sessions processor is ready and then every
+// SweepInterval; a failed sweep is logged.
 func (p *Processors) Run(ctx context.Context) error {
+	prod, err := p.kafka.NewSyncProducer("processors-clock")
+	if err != nil {
+		return fmt.Errorf("processors: clock producer: %w", err)
+	}
+	defer prod.Close()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, n := range p.procs {
 		g.Go(func() error {
@@ -85,7 +167,83 @@ func (p *Processors) Run(ctx context.Context) error {
 			return fmt.Errorf("processors: %s: %w", n.name, err)
 		})
 	}
+	g.Go(func() error {
+		p.runTicker(gctx, prod)
+		return nil
+	})
+	g.Go(func() error {
+		p.runSweeper(gctx)
+		return nil
+	})
 	return g.Wait()
+}
+
+func (p *Processors) runTicker(ctx context.Context, prod sarama.SyncProducer) {
+	t := time.NewTicker(p.tick)
+	defer t.Stop()
+	failing := false
+	for {
+		// Logged when it starts and stops failing, not at every tick.
+		switch err := p.sendTicks(prod); {
+		case err != nil && !failing:
+			p.log.Warn("processors: cannot write ticks; attribution timers wait", "err", err)
+			failing = true
+		case err == nil && failing:
+			p.log.Info("processors: writing ticks again")
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sendTicks writes one tick with the clock's time to every partition of
+// topics.Clock.
+func (p *Processors) sendTicks(prod sarama.SyncProducer) error {
+	data, err := proto.Marshal(&livetabv1.Tick{TimeUs: p.clock.Now().UnixMicro()})
+	if err != nil {
+		return fmt.Errorf("encode tick: %w", err)
+	}
+	msgs := make([]*sarama.ProducerMessage, len(p.tickKeys))
+	for i, k := range p.tickKeys {
+		msgs[i] = &sarama.ProducerMessage{Topic: string(topics.Clock), Key: sarama.StringEncoder(k), Value: sarama.ByteEncoder(data)}
+	}
+	return prod.SendMessages(msgs)
+}
+
+func (p *Processors) runSweeper(ctx context.Context) {
+	if err := p.sessions.WaitForReadyContext(ctx); err != nil {
+		return
+	}
+	t := time.NewTicker(p.sweep)
+	defer t.Stop()
+	for {
+		if err := p.SweepSessions(ctx, p.clock.Now()); err != nil && ctx.Err() == nil {
+			p.log.Warn("processors: sessions retention sweep failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// SweepSessions applies the sessions' retention as of now to every session
+// of the partitions this instance currently owns (each instance sweeps its
+// own): entries older than sessions.Retention go, and a session left with
+// nothing is deleted from the table and, by a tombstone, from its
+// compacted topic. It returns once every visited session was written. It
+// is a no-op before Run made the processor ready; a rebalance during the
+// sweep aborts it with an error (goka.ErrVisitAborted).
+func (p *Processors) SweepSessions(ctx context.Context, now time.Time) error {
+	if err := p.sessions.VisitAll(ctx, sessions.ExpireVisitor, now); err != nil {
+		return fmt.Errorf("processors: sweep sessions: %w", err)
+	}
+	return nil
 }
 
 // WaitReady returns once all three processors have recovered their tables

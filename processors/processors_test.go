@@ -20,6 +20,8 @@ import (
 // running is one run of the processors, stopped when the test ends if it
 // was not stopped before.
 type running struct {
+	p      *processors.Processors
+	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
@@ -28,23 +30,34 @@ type running struct {
 
 func startProcessors(t *testing.T, opts processors.Options) *running {
 	t.Helper()
+	r := launchProcessors(t, opts)
+	r.waitReady(t)
+	return r
+}
+
+// launchProcessors starts a run without waiting for it to be ready.
+func launchProcessors(t *testing.T, opts processors.Options) *running {
+	t.Helper()
 	p, err := processors.New(opts)
 	if err != nil {
 		t.Fatalf("new processors: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan error, 1)}
+	r := &running{p: p, ctx: ctx, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- p.Run(ctx) }()
 	t.Cleanup(func() { r.stop(t) })
+	return r
+}
 
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+func (r *running) waitReady(t *testing.T) {
+	t.Helper()
+	wctx, wcancel := context.WithTimeout(r.ctx, 30*time.Second)
 	defer wcancel()
 	begin := time.Now()
-	if err := p.WaitReady(wctx); err != nil {
+	if err := r.p.WaitReady(wctx); err != nil {
 		t.Fatalf("processors not ready: %v", err)
 	}
 	t.Logf("processors ready after %v", time.Since(begin).Round(time.Millisecond))
-	return r
 }
 
 // stop cancels the run and checks that Run returned nil.

@@ -27,6 +27,7 @@ import (
 	"github.com/livetab/livetab/collector"
 	"github.com/livetab/livetab/collector/demo"
 	"github.com/livetab/livetab/processors"
+	"github.com/livetab/livetab/processors/attribution"
 	"github.com/livetab/livetab/topics"
 	"github.com/livetab/livetab/views"
 )
@@ -71,6 +72,12 @@ type Options struct {
 	Demo bool
 	// DemoRate is demo visitors per second. Default 1.
 	DemoRate float64
+	// Attribution sets the matching windows and the grace period of the
+	// processors; zero fields take attribution's defaults.
+	Attribution attribution.Config
+	// SweepInterval is how often the processors apply the sessions' 60-day
+	// retention. Default 1h.
+	SweepInterval time.Duration
 	// ProduceTimeout bounds how long a collector request waits for Kafka's
 	// acknowledgement before it is answered 503. Default
 	// collector.DefaultProduceTimeout (5s).
@@ -177,7 +184,13 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 		waits = append(waits, c.WaitReady)
 	}
 	if opts.Parts.Processors {
-		p, err := processors.New(processors.Options{Kafka: k, StorageDir: filepath.Join(opts.DataDir, "tables"), Logger: log.With("part", "processors")})
+		p, err := processors.New(processors.Options{
+			Kafka:         k,
+			StorageDir:    filepath.Join(opts.DataDir, "tables"),
+			Attribution:   opts.Attribution,
+			SweepInterval: opts.SweepInterval,
+			Logger:        log.With("part", "processors"),
+		})
 		if err != nil {
 			return fmt.Errorf("processors: %w", err)
 		}

@@ -20,6 +20,16 @@ const (
 // app session.
 const Conversions goka.Stream = "livetab.conversions"
 
+// Clock is the processors' time: every TickInterval each running
+// processors instance writes one livetabv1.Tick per partition, keyed so
+// that every partition gets one, and the attribution group's timers fire
+// from them. Goka has no timers of its own. Ticks are only useful while
+// fresh, hence the short retention (ClockRetention).
+const Clock goka.Stream = "livetab.clock"
+
+// ClockRetention is the retention of Clock.
+const ClockRetention = 24 * time.Hour
+
 // Links is the compacted table of short links, keyed by LinkKey(account,
 // slug) and written by the collector's admin endpoint.
 const Links goka.Table = "livetab.links"
@@ -101,6 +111,7 @@ func Catalog(cfg Config) []Spec {
 		stream(string(Hits)),
 		stream(string(Events)),
 		stream(string(Conversions)),
+		{Name: string(Clock), Partitions: cfg.Partitions, Policy: PolicyDelete, Retention: ClockRetention},
 		table(string(Links)),
 		table(string(View)),
 	}

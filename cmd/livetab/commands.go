@@ -15,6 +15,7 @@ import (
 
 	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/collector"
+	"github.com/livetab/livetab/processors/attribution"
 	"github.com/livetab/livetab/system"
 	"github.com/livetab/livetab/topics"
 )
@@ -129,6 +130,14 @@ func runParts(ctx context.Context, name string, parts system.Parts, args []strin
 	if name == "dev" || parts.Processors {
 		fs.StringVar(&opts.DataDir, "data-dir", opts.DataDir, "directory for the embedded broker's data, local tables and the dev secret")
 	}
+	if parts.Processors {
+		d := attribution.Config{}.WithDefaults()
+		fs.DurationVar(&opts.Attribution.ClickWindow, "click-window", d.ClickWindow, "lookback of click-id matches")
+		fs.DurationVar(&opts.Attribution.DeviceWindow, "device-window", d.DeviceWindow, "lookback of device-id matches")
+		fs.DurationVar(&opts.Attribution.FingerprintWindow, "fingerprint-window", d.FingerprintWindow, "lookback of fingerprint (IP + OS + device) matches")
+		fs.DurationVar(&opts.Attribution.Grace, "grace", d.Grace, "how long an install without a click-id match waits for late hits")
+		fs.DurationVar(&opts.SweepInterval, "sweep-interval", time.Hour, "how often sessions older than 60 days are deleted")
+	}
 	if name == "dev" {
 		fs.BoolVar(&opts.Demo, "demo", true, "seed account \"demo\" and send it demo traffic")
 		fs.Float64Var(&opts.DemoRate, "demo-rate", opts.DemoRate, "demo visitors per second")
@@ -147,6 +156,10 @@ func runParts(ctx context.Context, name string, parts system.Parts, args []strin
 	opts.Brokers = system.ParseBrokers(*brokers)
 	if name != "dev" && len(opts.Brokers) == 0 {
 		return usageErr(fs, "no brokers: set --brokers or LIVETAB_BROKERS (or run 'livetab dev' for the embedded broker)")
+	}
+	if parts.Processors && (opts.Attribution.ClickWindow <= 0 || opts.Attribution.DeviceWindow <= 0 ||
+		opts.Attribution.FingerprintWindow <= 0 || opts.Attribution.Grace <= 0 || opts.SweepInterval <= 0) {
+		return usageErr(fs, "--click-window, --device-window, --fingerprint-window, --grace and --sweep-interval must be positive")
 	}
 	if parts.Collector && opts.ProduceTimeout <= 0 {
 		return usageErr(fs, "--produce-timeout must be positive")

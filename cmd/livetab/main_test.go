@@ -30,6 +30,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"bad proxy", []string{"collect", "--brokers", "x:9092", "--trusted-proxies", "10.0.0.0/99"}, 2, "", "bad --trusted-proxies"},
 		{"bad log level", []string{"dev", "--log-level", "loud"}, 2, "", "bad --log-level"},
 		{"bad produce timeout", []string{"collect", "--brokers", "x:9092", "--produce-timeout", "0s"}, 2, "", "--produce-timeout"},
+		{"bad grace", []string{"process", "--brokers", "x:9092", "--grace", "-1s"}, 2, "", "--grace"},
 		{"token needs account", []string{"token"}, 2, "", "--account is required"},
 	}
 	for _, tt := range tests {

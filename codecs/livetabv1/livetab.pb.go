@@ -657,9 +657,14 @@ type Conversion struct {
 	Campaign   string `protobuf:"bytes,15,opt,name=campaign,proto3" json:"campaign,omitempty"`
 	DeepLink   string `protobuf:"bytes,16,opt,name=deep_link,json=deepLink,proto3" json:"deep_link,omitempty"`
 	// When the event entered the collector, for freshness.
-	ReceivedUs    int64 `protobuf:"varint,17,opt,name=received_us,json=receivedUs,proto3" json:"received_us,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReceivedUs int64 `protobuf:"varint,17,opt,name=received_us,json=receivedUs,proto3" json:"received_us,omitempty"`
+	// Time from the hit to the install: the event's received time minus the
+	// hit's (both on the collector's clock). Negative only for a click-id
+	// match whose hit was received after its install (clock skew between
+	// collectors).
+	HitToInstallUs int64 `protobuf:"varint,18,opt,name=hit_to_install_us,json=hitToInstallUs,proto3" json:"hit_to_install_us,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Conversion) Reset() {
@@ -807,6 +812,13 @@ func (x *Conversion) GetDeepLink() string {
 func (x *Conversion) GetReceivedUs() int64 {
 	if x != nil {
 		return x.ReceivedUs
+	}
+	return 0
+}
+
+func (x *Conversion) GetHitToInstallUs() int64 {
+	if x != nil {
+		return x.HitToInstallUs
 	}
 	return 0
 }
@@ -973,13 +985,17 @@ func (x *Timeline) GetConversion() *Conversion {
 }
 
 // AttributionInput is the attribution processor's loopback message: a hit
-// or an event re-keyed by the match key.
+// or an install-like event re-keyed by a match key (or, for the event, by
+// its app-session key), a candidate sent by a match key to an app-session
+// key, or a message of the timer mechanism.
 type AttributionInput struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Item:
 	//
 	//	*AttributionInput_Hit
 	//	*AttributionInput_Event
+	//	*AttributionInput_Candidate
+	//	*AttributionInput_Timer
 	Item          isAttributionInput_Item `protobuf_oneof:"item"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1040,6 +1056,24 @@ func (x *AttributionInput) GetEvent() *Event {
 	return nil
 }
 
+func (x *AttributionInput) GetCandidate() *Candidate {
+	if x != nil {
+		if x, ok := x.Item.(*AttributionInput_Candidate); ok {
+			return x.Candidate
+		}
+	}
+	return nil
+}
+
+func (x *AttributionInput) GetTimer() *Timer {
+	if x != nil {
+		if x, ok := x.Item.(*AttributionInput_Timer); ok {
+			return x.Timer
+		}
+	}
+	return nil
+}
+
 type isAttributionInput_Item interface {
 	isAttributionInput_Item()
 }
@@ -1052,36 +1086,53 @@ type AttributionInput_Event struct {
 	Event *Event `protobuf:"bytes,2,opt,name=event,proto3,oneof"`
 }
 
+type AttributionInput_Candidate struct {
+	Candidate *Candidate `protobuf:"bytes,3,opt,name=candidate,proto3,oneof"`
+}
+
+type AttributionInput_Timer struct {
+	Timer *Timer `protobuf:"bytes,4,opt,name=timer,proto3,oneof"`
+}
+
 func (*AttributionInput_Hit) isAttributionInput_Item() {}
 
 func (*AttributionInput_Event) isAttributionInput_Item() {}
 
-// ClickState is the attribution table's value for one click id.
-type ClickState struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Hit   *Hit                   `protobuf:"bytes,1,opt,name=hit,proto3" json:"hit,omitempty"`
-	// Install-like events that arrived before their hit.
-	Pending []*Event `protobuf:"bytes,2,rep,name=pending,proto3" json:"pending,omitempty"`
-	// App sessions already converted with this click.
-	ConvertedSessions []string `protobuf:"bytes,3,rep,name=converted_sessions,json=convertedSessions,proto3" json:"converted_sessions,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+func (*AttributionInput_Candidate) isAttributionInput_Item() {}
+
+func (*AttributionInput_Timer) isAttributionInput_Item() {}
+
+// Candidate is what a match key of the attribution processor tells an app
+// session: the best hit of the key that qualifies for one of the session's
+// install-like events by the key's method.
+type Candidate struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Method MatchMethod            `protobuf:"varint,1,opt,name=method,proto3,enum=livetab.v1.MatchMethod" json:"method,omitempty"`
+	Hit    *Hit                   `protobuf:"bytes,2,opt,name=hit,proto3" json:"hit,omitempty"`
+	// The install-like event the hit qualifies for.
+	Event *Event `protobuf:"bytes,3,opt,name=event,proto3" json:"event,omitempty"`
+	// How many hits of the key qualify for the event (fingerprint keys).
+	Candidates int32 `protobuf:"varint,4,opt,name=candidates,proto3" json:"candidates,omitempty"`
+	// Lookback window of the method.
+	WindowUs      int64 `protobuf:"varint,5,opt,name=window_us,json=windowUs,proto3" json:"window_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ClickState) Reset() {
-	*x = ClickState{}
+func (x *Candidate) Reset() {
+	*x = Candidate{}
 	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ClickState) String() string {
+func (x *Candidate) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ClickState) ProtoMessage() {}
+func (*Candidate) ProtoMessage() {}
 
-func (x *ClickState) ProtoReflect() protoreflect.Message {
+func (x *Candidate) ProtoReflect() protoreflect.Message {
 	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1093,28 +1144,569 @@ func (x *ClickState) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ClickState.ProtoReflect.Descriptor instead.
-func (*ClickState) Descriptor() ([]byte, []int) {
+// Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
+func (*Candidate) Descriptor() ([]byte, []int) {
 	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{8}
 }
 
-func (x *ClickState) GetHit() *Hit {
+func (x *Candidate) GetMethod() MatchMethod {
+	if x != nil {
+		return x.Method
+	}
+	return MatchMethod_MATCH_METHOD_UNSPECIFIED
+}
+
+func (x *Candidate) GetHit() *Hit {
 	if x != nil {
 		return x.Hit
 	}
 	return nil
 }
 
-func (x *ClickState) GetPending() []*Event {
+func (x *Candidate) GetEvent() *Event {
 	if x != nil {
-		return x.Pending
+		return x.Event
 	}
 	return nil
 }
 
-func (x *ClickState) GetConvertedSessions() []string {
+func (x *Candidate) GetCandidates() int32 {
 	if x != nil {
-		return x.ConvertedSessions
+		return x.Candidates
+	}
+	return 0
+}
+
+func (x *Candidate) GetWindowUs() int64 {
+	if x != nil {
+		return x.WindowUs
+	}
+	return 0
+}
+
+// MatchState is the attribution table's value at a match key (click id,
+// device id or fingerprint): its recent hits and the install-like events
+// that asked it, both newest first.
+type MatchState struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Hits     []*Hit                 `protobuf:"bytes,1,rep,name=hits,proto3" json:"hits,omitempty"`
+	Installs []*Event               `protobuf:"bytes,2,rep,name=installs,proto3" json:"installs,omitempty"`
+	// Due time of the key's pending clean-up timer; 0 when none is pending.
+	CleanupUs     int64 `protobuf:"varint,3,opt,name=cleanup_us,json=cleanupUs,proto3" json:"cleanup_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatchState) Reset() {
+	*x = MatchState{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatchState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatchState) ProtoMessage() {}
+
+func (x *MatchState) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatchState.ProtoReflect.Descriptor instead.
+func (*MatchState) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *MatchState) GetHits() []*Hit {
+	if x != nil {
+		return x.Hits
+	}
+	return nil
+}
+
+func (x *MatchState) GetInstalls() []*Event {
+	if x != nil {
+		return x.Installs
+	}
+	return nil
+}
+
+func (x *MatchState) GetCleanupUs() int64 {
+	if x != nil {
+		return x.CleanupUs
+	}
+	return 0
+}
+
+// AppSessionState is the attribution table's value at an app-session key.
+type AppSessionState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The earliest install-like event of the session known so far; its
+	// received time plus the grace period is the decision deadline.
+	Install    *Event `protobuf:"bytes,1,opt,name=install,proto3" json:"install,omitempty"`
+	DeadlineUs int64  `protobuf:"varint,2,opt,name=deadline_us,json=deadlineUs,proto3" json:"deadline_us,omitempty"`
+	// The best candidate per method, while undecided.
+	Candidates []*Candidate `protobuf:"bytes,3,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	// Set once the session was decided; nothing changes afterwards.
+	Decided bool `protobuf:"varint,4,opt,name=decided,proto3" json:"decided,omitempty"`
+	// The conversion, when the decision found a hit (none: organic).
+	Conversion    *Conversion `protobuf:"bytes,5,opt,name=conversion,proto3" json:"conversion,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppSessionState) Reset() {
+	*x = AppSessionState{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppSessionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppSessionState) ProtoMessage() {}
+
+func (x *AppSessionState) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppSessionState.ProtoReflect.Descriptor instead.
+func (*AppSessionState) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AppSessionState) GetInstall() *Event {
+	if x != nil {
+		return x.Install
+	}
+	return nil
+}
+
+func (x *AppSessionState) GetDeadlineUs() int64 {
+	if x != nil {
+		return x.DeadlineUs
+	}
+	return 0
+}
+
+func (x *AppSessionState) GetCandidates() []*Candidate {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
+func (x *AppSessionState) GetDecided() bool {
+	if x != nil {
+		return x.Decided
+	}
+	return false
+}
+
+func (x *AppSessionState) GetConversion() *Conversion {
+	if x != nil {
+		return x.Conversion
+	}
+	return nil
+}
+
+// AttributionState is the value of the attribution table: its keys hold
+// different states by key namespace.
+type AttributionState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to State:
+	//
+	//	*AttributionState_Match
+	//	*AttributionState_App
+	//	*AttributionState_Timer
+	State         isAttributionState_State `protobuf_oneof:"state"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttributionState) Reset() {
+	*x = AttributionState{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttributionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttributionState) ProtoMessage() {}
+
+func (x *AttributionState) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttributionState.ProtoReflect.Descriptor instead.
+func (*AttributionState) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AttributionState) GetState() isAttributionState_State {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *AttributionState) GetMatch() *MatchState {
+	if x != nil {
+		if x, ok := x.State.(*AttributionState_Match); ok {
+			return x.Match
+		}
+	}
+	return nil
+}
+
+func (x *AttributionState) GetApp() *AppSessionState {
+	if x != nil {
+		if x, ok := x.State.(*AttributionState_App); ok {
+			return x.App
+		}
+	}
+	return nil
+}
+
+func (x *AttributionState) GetTimer() *TimerState {
+	if x != nil {
+		if x, ok := x.State.(*AttributionState_Timer); ok {
+			return x.Timer
+		}
+	}
+	return nil
+}
+
+type isAttributionState_State interface {
+	isAttributionState_State()
+}
+
+type AttributionState_Match struct {
+	Match *MatchState `protobuf:"bytes,1,opt,name=match,proto3,oneof"`
+}
+
+type AttributionState_App struct {
+	App *AppSessionState `protobuf:"bytes,2,opt,name=app,proto3,oneof"`
+}
+
+type AttributionState_Timer struct {
+	Timer *TimerState `protobuf:"bytes,3,opt,name=timer,proto3,oneof"`
+}
+
+func (*AttributionState_Match) isAttributionState_State() {}
+
+func (*AttributionState_App) isAttributionState_State() {}
+
+func (*AttributionState_Timer) isAttributionState_State() {}
+
+// Tick is the value of the clock topic: the time as the ticking process
+// saw it.
+type Tick struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUs        int64                  `protobuf:"varint,1,opt,name=time_us,json=timeUs,proto3" json:"time_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tick) Reset() {
+	*x = Tick{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tick) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tick) ProtoMessage() {}
+
+func (x *Tick) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tick.ProtoReflect.Descriptor instead.
+func (*Tick) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Tick) GetTimeUs() int64 {
+	if x != nil {
+		return x.TimeUs
+	}
+	return 0
+}
+
+// Timer is a loopback message of the processors' timer mechanism.
+type Timer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*Timer_Schedule
+	//	*Timer_RegisterSecond
+	//	*Timer_FireUs
+	//	*Timer_ExpireUs
+	Op            isTimer_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Timer) Reset() {
+	*x = Timer{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Timer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Timer) ProtoMessage() {}
+
+func (x *Timer) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Timer.ProtoReflect.Descriptor instead.
+func (*Timer) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Timer) GetOp() isTimer_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *Timer) GetSchedule() *TimerSchedule {
+	if x != nil {
+		if x, ok := x.Op.(*Timer_Schedule); ok {
+			return x.Schedule
+		}
+	}
+	return nil
+}
+
+func (x *Timer) GetRegisterSecond() int64 {
+	if x != nil {
+		if x, ok := x.Op.(*Timer_RegisterSecond); ok {
+			return x.RegisterSecond
+		}
+	}
+	return 0
+}
+
+func (x *Timer) GetFireUs() int64 {
+	if x != nil {
+		if x, ok := x.Op.(*Timer_FireUs); ok {
+			return x.FireUs
+		}
+	}
+	return 0
+}
+
+func (x *Timer) GetExpireUs() int64 {
+	if x != nil {
+		if x, ok := x.Op.(*Timer_ExpireUs); ok {
+			return x.ExpireUs
+		}
+	}
+	return 0
+}
+
+type isTimer_Op interface {
+	isTimer_Op()
+}
+
+type Timer_Schedule struct {
+	// To a bucket key: add this key to the bucket.
+	Schedule *TimerSchedule `protobuf:"bytes,1,opt,name=schedule,proto3,oneof"`
+}
+
+type Timer_RegisterSecond struct {
+	// To a partition key: the bucket of this Unix second is not empty.
+	RegisterSecond int64 `protobuf:"varint,2,opt,name=register_second,json=registerSecond,proto3,oneof"`
+}
+
+type Timer_FireUs struct {
+	// To a bucket key: fire, the time (Unix microseconds) has come.
+	FireUs int64 `protobuf:"varint,3,opt,name=fire_us,json=fireUs,proto3,oneof"`
+}
+
+type Timer_ExpireUs struct {
+	// To a scheduled key: its timer fired at this time (Unix microseconds).
+	ExpireUs int64 `protobuf:"varint,4,opt,name=expire_us,json=expireUs,proto3,oneof"`
+}
+
+func (*Timer_Schedule) isTimer_Op() {}
+
+func (*Timer_RegisterSecond) isTimer_Op() {}
+
+func (*Timer_FireUs) isTimer_Op() {}
+
+func (*Timer_ExpireUs) isTimer_Op() {}
+
+// TimerSchedule asks for an expire message to key at due_us or later.
+type TimerSchedule struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	DueUs         int64                  `protobuf:"varint,2,opt,name=due_us,json=dueUs,proto3" json:"due_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimerSchedule) Reset() {
+	*x = TimerSchedule{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimerSchedule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimerSchedule) ProtoMessage() {}
+
+func (x *TimerSchedule) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimerSchedule.ProtoReflect.Descriptor instead.
+func (*TimerSchedule) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TimerSchedule) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *TimerSchedule) GetDueUs() int64 {
+	if x != nil {
+		return x.DueUs
+	}
+	return 0
+}
+
+// TimerState is a timer key's value: a partition key keeps the last tick
+// and the seconds of its non-empty buckets (sorted); a bucket key keeps the
+// keys scheduled in it.
+type TimerState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LastTickUs    int64                  `protobuf:"varint,1,opt,name=last_tick_us,json=lastTickUs,proto3" json:"last_tick_us,omitempty"`
+	Seconds       []int64                `protobuf:"varint,2,rep,packed,name=seconds,proto3" json:"seconds,omitempty"`
+	Keys          []string               `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimerState) Reset() {
+	*x = TimerState{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimerState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimerState) ProtoMessage() {}
+
+func (x *TimerState) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimerState.ProtoReflect.Descriptor instead.
+func (*TimerState) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TimerState) GetLastTickUs() int64 {
+	if x != nil {
+		return x.LastTickUs
+	}
+	return 0
+}
+
+func (x *TimerState) GetSeconds() []int64 {
+	if x != nil {
+		return x.Seconds
+	}
+	return nil
+}
+
+func (x *TimerState) GetKeys() []string {
+	if x != nil {
+		return x.Keys
 	}
 	return nil
 }
@@ -1132,7 +1724,7 @@ type ConvertedWith struct {
 
 func (x *ConvertedWith) Reset() {
 	*x = ConvertedWith{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1736,7 @@ func (x *ConvertedWith) String() string {
 func (*ConvertedWith) ProtoMessage() {}
 
 func (x *ConvertedWith) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1749,7 @@ func (x *ConvertedWith) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvertedWith.ProtoReflect.Descriptor instead.
 func (*ConvertedWith) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{9}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ConvertedWith) GetSession() string {
@@ -1200,7 +1792,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1804,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1817,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{10}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Counters) GetHits() uint64 {
@@ -1278,7 +1870,7 @@ type ViewItem struct {
 
 func (x *ViewItem) Reset() {
 	*x = ViewItem{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1882,7 @@ func (x *ViewItem) String() string {
 func (*ViewItem) ProtoMessage() {}
 
 func (x *ViewItem) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1895,7 @@ func (x *ViewItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewItem.ProtoReflect.Descriptor instead.
 func (*ViewItem) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{11}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ViewItem) GetCursor() uint64 {
@@ -1434,7 +2026,7 @@ type ViewInput struct {
 
 func (x *ViewInput) Reset() {
 	*x = ViewInput{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +2038,7 @@ func (x *ViewInput) String() string {
 func (*ViewInput) ProtoMessage() {}
 
 func (x *ViewInput) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +2051,7 @@ func (x *ViewInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewInput.ProtoReflect.Descriptor instead.
 func (*ViewInput) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{12}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ViewInput) GetItem() isViewInput_Item {
@@ -1534,7 +2126,7 @@ type AccountState struct {
 
 func (x *AccountState) Reset() {
 	*x = AccountState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +2138,7 @@ func (x *AccountState) String() string {
 func (*AccountState) ProtoMessage() {}
 
 func (x *AccountState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +2151,7 @@ func (x *AccountState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountState.ProtoReflect.Descriptor instead.
 func (*AccountState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{13}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AccountState) GetSeq() uint64 {
@@ -1609,7 +2201,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +2213,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +2226,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{14}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Link) GetAccount() string {
@@ -1758,7 +2350,7 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
 	"\n" +
 	"EventBatch\x12)\n" +
-	"\x06events\x18\x01 \x03(\v2\x11.livetab.v1.EventR\x06events\"\xfe\x03\n" +
+	"\x06events\x18\x01 \x03(\v2\x11.livetab.v1.EventR\x06events\"\xa9\x04\n" +
 	"\n" +
 	"Conversion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
@@ -1783,7 +2375,8 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\bcampaign\x18\x0f \x01(\tR\bcampaign\x12\x1b\n" +
 	"\tdeep_link\x18\x10 \x01(\tR\bdeepLink\x12\x1f\n" +
 	"\vreceived_us\x18\x11 \x01(\x03R\n" +
-	"receivedUs\"g\n" +
+	"receivedUs\x12)\n" +
+	"\x11hit_to_install_us\x18\x12 \x01(\x03R\x0ehitToInstallUs\"g\n" +
 	"\rTimelineEntry\x12#\n" +
 	"\x03hit\x18\x01 \x01(\v2\x0f.livetab.v1.HitH\x00R\x03hit\x12)\n" +
 	"\x05event\x18\x02 \x01(\v2\x11.livetab.v1.EventH\x00R\x05eventB\x06\n" +
@@ -1795,16 +2388,60 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\x0epaired_session\x18\x04 \x01(\tR\rpairedSession\x126\n" +
 	"\n" +
 	"conversion\x18\x05 \x01(\v2\x16.livetab.v1.ConversionR\n" +
-	"conversion\"j\n" +
+	"conversion\"\xcc\x01\n" +
 	"\x10AttributionInput\x12#\n" +
 	"\x03hit\x18\x01 \x01(\v2\x0f.livetab.v1.HitH\x00R\x03hit\x12)\n" +
-	"\x05event\x18\x02 \x01(\v2\x11.livetab.v1.EventH\x00R\x05eventB\x06\n" +
-	"\x04item\"\x8b\x01\n" +
+	"\x05event\x18\x02 \x01(\v2\x11.livetab.v1.EventH\x00R\x05event\x125\n" +
+	"\tcandidate\x18\x03 \x01(\v2\x15.livetab.v1.CandidateH\x00R\tcandidate\x12)\n" +
+	"\x05timer\x18\x04 \x01(\v2\x11.livetab.v1.TimerH\x00R\x05timerB\x06\n" +
+	"\x04item\"\xc5\x01\n" +
+	"\tCandidate\x12/\n" +
+	"\x06method\x18\x01 \x01(\x0e2\x17.livetab.v1.MatchMethodR\x06method\x12!\n" +
+	"\x03hit\x18\x02 \x01(\v2\x0f.livetab.v1.HitR\x03hit\x12'\n" +
+	"\x05event\x18\x03 \x01(\v2\x11.livetab.v1.EventR\x05event\x12\x1e\n" +
 	"\n" +
-	"ClickState\x12!\n" +
-	"\x03hit\x18\x01 \x01(\v2\x0f.livetab.v1.HitR\x03hit\x12+\n" +
-	"\apending\x18\x02 \x03(\v2\x11.livetab.v1.EventR\apending\x12-\n" +
-	"\x12converted_sessions\x18\x03 \x03(\tR\x11convertedSessions\"\x8a\x01\n" +
+	"candidates\x18\x04 \x01(\x05R\n" +
+	"candidates\x12\x1b\n" +
+	"\twindow_us\x18\x05 \x01(\x03R\bwindowUs\"\x7f\n" +
+	"\n" +
+	"MatchState\x12#\n" +
+	"\x04hits\x18\x01 \x03(\v2\x0f.livetab.v1.HitR\x04hits\x12-\n" +
+	"\binstalls\x18\x02 \x03(\v2\x11.livetab.v1.EventR\binstalls\x12\x1d\n" +
+	"\n" +
+	"cleanup_us\x18\x03 \x01(\x03R\tcleanupUs\"\xe8\x01\n" +
+	"\x0fAppSessionState\x12+\n" +
+	"\ainstall\x18\x01 \x01(\v2\x11.livetab.v1.EventR\ainstall\x12\x1f\n" +
+	"\vdeadline_us\x18\x02 \x01(\x03R\n" +
+	"deadlineUs\x125\n" +
+	"\n" +
+	"candidates\x18\x03 \x03(\v2\x15.livetab.v1.CandidateR\n" +
+	"candidates\x12\x18\n" +
+	"\adecided\x18\x04 \x01(\bR\adecided\x126\n" +
+	"\n" +
+	"conversion\x18\x05 \x01(\v2\x16.livetab.v1.ConversionR\n" +
+	"conversion\"\xac\x01\n" +
+	"\x10AttributionState\x12.\n" +
+	"\x05match\x18\x01 \x01(\v2\x16.livetab.v1.MatchStateH\x00R\x05match\x12/\n" +
+	"\x03app\x18\x02 \x01(\v2\x1b.livetab.v1.AppSessionStateH\x00R\x03app\x12.\n" +
+	"\x05timer\x18\x03 \x01(\v2\x16.livetab.v1.TimerStateH\x00R\x05timerB\a\n" +
+	"\x05state\"\x1f\n" +
+	"\x04Tick\x12\x17\n" +
+	"\atime_us\x18\x01 \x01(\x03R\x06timeUs\"\xab\x01\n" +
+	"\x05Timer\x127\n" +
+	"\bschedule\x18\x01 \x01(\v2\x19.livetab.v1.TimerScheduleH\x00R\bschedule\x12)\n" +
+	"\x0fregister_second\x18\x02 \x01(\x03H\x00R\x0eregisterSecond\x12\x19\n" +
+	"\afire_us\x18\x03 \x01(\x03H\x00R\x06fireUs\x12\x1d\n" +
+	"\texpire_us\x18\x04 \x01(\x03H\x00R\bexpireUsB\x04\n" +
+	"\x02op\"8\n" +
+	"\rTimerSchedule\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x15\n" +
+	"\x06due_us\x18\x02 \x01(\x03R\x05dueUs\"\\\n" +
+	"\n" +
+	"TimerState\x12 \n" +
+	"\flast_tick_us\x18\x01 \x01(\x03R\n" +
+	"lastTickUs\x12\x18\n" +
+	"\aseconds\x18\x02 \x03(\x03R\aseconds\x12\x12\n" +
+	"\x04keys\x18\x03 \x03(\tR\x04keys\"\x8a\x01\n" +
 	"\rConvertedWith\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12/\n" +
 	"\x06method\x18\x02 \x01(\x0e2\x17.livetab.v1.MatchMethodR\x06method\x12\x15\n" +
@@ -1889,7 +2526,7 @@ func file_livetab_v1_livetab_proto_rawDescGZIP() []byte {
 }
 
 var file_livetab_v1_livetab_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_livetab_v1_livetab_proto_goTypes = []any{
 	(Platform)(0),            // 0: livetab.v1.Platform
 	(MatchMethod)(0),         // 1: livetab.v1.MatchMethod
@@ -1902,23 +2539,30 @@ var file_livetab_v1_livetab_proto_goTypes = []any{
 	(*TimelineEntry)(nil),    // 8: livetab.v1.TimelineEntry
 	(*Timeline)(nil),         // 9: livetab.v1.Timeline
 	(*AttributionInput)(nil), // 10: livetab.v1.AttributionInput
-	(*ClickState)(nil),       // 11: livetab.v1.ClickState
-	(*ConvertedWith)(nil),    // 12: livetab.v1.ConvertedWith
-	(*Counters)(nil),         // 13: livetab.v1.Counters
-	(*ViewItem)(nil),         // 14: livetab.v1.ViewItem
-	(*ViewInput)(nil),        // 15: livetab.v1.ViewInput
-	(*AccountState)(nil),     // 16: livetab.v1.AccountState
-	(*Link)(nil),             // 17: livetab.v1.Link
-	nil,                      // 18: livetab.v1.Request.ParamsEntry
-	nil,                      // 19: livetab.v1.Event.ParamsEntry
-	nil,                      // 20: livetab.v1.Link.TagsEntry
+	(*Candidate)(nil),        // 11: livetab.v1.Candidate
+	(*MatchState)(nil),       // 12: livetab.v1.MatchState
+	(*AppSessionState)(nil),  // 13: livetab.v1.AppSessionState
+	(*AttributionState)(nil), // 14: livetab.v1.AttributionState
+	(*Tick)(nil),             // 15: livetab.v1.Tick
+	(*Timer)(nil),            // 16: livetab.v1.Timer
+	(*TimerSchedule)(nil),    // 17: livetab.v1.TimerSchedule
+	(*TimerState)(nil),       // 18: livetab.v1.TimerState
+	(*ConvertedWith)(nil),    // 19: livetab.v1.ConvertedWith
+	(*Counters)(nil),         // 20: livetab.v1.Counters
+	(*ViewItem)(nil),         // 21: livetab.v1.ViewItem
+	(*ViewInput)(nil),        // 22: livetab.v1.ViewInput
+	(*AccountState)(nil),     // 23: livetab.v1.AccountState
+	(*Link)(nil),             // 24: livetab.v1.Link
+	nil,                      // 25: livetab.v1.Request.ParamsEntry
+	nil,                      // 26: livetab.v1.Event.ParamsEntry
+	nil,                      // 27: livetab.v1.Link.TagsEntry
 }
 var file_livetab_v1_livetab_proto_depIdxs = []int32{
-	18, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
+	25, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
 	3,  // 1: livetab.v1.Hit.request:type_name -> livetab.v1.Request
 	0,  // 2: livetab.v1.Hit.platform:type_name -> livetab.v1.Platform
 	0,  // 3: livetab.v1.Event.platform:type_name -> livetab.v1.Platform
-	19, // 4: livetab.v1.Event.params:type_name -> livetab.v1.Event.ParamsEntry
+	26, // 4: livetab.v1.Event.params:type_name -> livetab.v1.Event.ParamsEntry
 	3,  // 5: livetab.v1.Event.request:type_name -> livetab.v1.Request
 	5,  // 6: livetab.v1.EventBatch.events:type_name -> livetab.v1.Event
 	1,  // 7: livetab.v1.Conversion.method:type_name -> livetab.v1.MatchMethod
@@ -1928,27 +2572,39 @@ var file_livetab_v1_livetab_proto_depIdxs = []int32{
 	7,  // 11: livetab.v1.Timeline.conversion:type_name -> livetab.v1.Conversion
 	4,  // 12: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
 	5,  // 13: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
-	4,  // 14: livetab.v1.ClickState.hit:type_name -> livetab.v1.Hit
-	5,  // 15: livetab.v1.ClickState.pending:type_name -> livetab.v1.Event
-	1,  // 16: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
-	2,  // 17: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
-	12, // 18: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
-	13, // 19: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
-	4,  // 20: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
-	5,  // 21: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
-	7,  // 22: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
-	4,  // 23: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
-	5,  // 24: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
-	7,  // 25: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
-	14, // 26: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
-	13, // 27: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
-	7,  // 28: livetab.v1.AccountState.pending_marks:type_name -> livetab.v1.Conversion
-	20, // 29: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	11, // 14: livetab.v1.AttributionInput.candidate:type_name -> livetab.v1.Candidate
+	16, // 15: livetab.v1.AttributionInput.timer:type_name -> livetab.v1.Timer
+	1,  // 16: livetab.v1.Candidate.method:type_name -> livetab.v1.MatchMethod
+	4,  // 17: livetab.v1.Candidate.hit:type_name -> livetab.v1.Hit
+	5,  // 18: livetab.v1.Candidate.event:type_name -> livetab.v1.Event
+	4,  // 19: livetab.v1.MatchState.hits:type_name -> livetab.v1.Hit
+	5,  // 20: livetab.v1.MatchState.installs:type_name -> livetab.v1.Event
+	5,  // 21: livetab.v1.AppSessionState.install:type_name -> livetab.v1.Event
+	11, // 22: livetab.v1.AppSessionState.candidates:type_name -> livetab.v1.Candidate
+	7,  // 23: livetab.v1.AppSessionState.conversion:type_name -> livetab.v1.Conversion
+	12, // 24: livetab.v1.AttributionState.match:type_name -> livetab.v1.MatchState
+	13, // 25: livetab.v1.AttributionState.app:type_name -> livetab.v1.AppSessionState
+	18, // 26: livetab.v1.AttributionState.timer:type_name -> livetab.v1.TimerState
+	17, // 27: livetab.v1.Timer.schedule:type_name -> livetab.v1.TimerSchedule
+	1,  // 28: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
+	2,  // 29: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
+	19, // 30: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
+	20, // 31: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
+	4,  // 32: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
+	5,  // 33: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
+	7,  // 34: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
+	4,  // 35: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
+	5,  // 36: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
+	7,  // 37: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
+	21, // 38: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
+	20, // 39: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
+	7,  // 40: livetab.v1.AccountState.pending_marks:type_name -> livetab.v1.Conversion
+	27, // 41: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_livetab_v1_livetab_proto_init() }
@@ -1963,13 +2619,26 @@ func file_livetab_v1_livetab_proto_init() {
 	file_livetab_v1_livetab_proto_msgTypes[7].OneofWrappers = []any{
 		(*AttributionInput_Hit)(nil),
 		(*AttributionInput_Event)(nil),
+		(*AttributionInput_Candidate)(nil),
+		(*AttributionInput_Timer)(nil),
 	}
 	file_livetab_v1_livetab_proto_msgTypes[11].OneofWrappers = []any{
+		(*AttributionState_Match)(nil),
+		(*AttributionState_App)(nil),
+		(*AttributionState_Timer)(nil),
+	}
+	file_livetab_v1_livetab_proto_msgTypes[13].OneofWrappers = []any{
+		(*Timer_Schedule)(nil),
+		(*Timer_RegisterSecond)(nil),
+		(*Timer_FireUs)(nil),
+		(*Timer_ExpireUs)(nil),
+	}
+	file_livetab_v1_livetab_proto_msgTypes[18].OneofWrappers = []any{
 		(*ViewItem_Hit)(nil),
 		(*ViewItem_Event)(nil),
 		(*ViewItem_Conversion)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[12].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[19].OneofWrappers = []any{
 		(*ViewInput_Hit)(nil),
 		(*ViewInput_Event)(nil),
 		(*ViewInput_Conversion)(nil),
@@ -1980,7 +2649,7 @@ func file_livetab_v1_livetab_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_livetab_v1_livetab_proto_rawDesc), len(file_livetab_v1_livetab_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -7,12 +7,20 @@
 // Inputs: topics.Hits and topics.Events (keyed by session), and
 // topics.Conversions (keyed by app session), whose conversions are looped
 // back to the hit session so that both sides of a pair know each other.
+//
+// Retention: a timeline drops entries older than Retention whenever it is
+// written. Sessions that receive nothing more are swept by the visitor
+// ExpireVisitor, which the owner of the processor runs periodically with
+// goka's Processor.VisitAll(ctx, ExpireVisitor, now) (processors.Processors
+// does, every SweepInterval): it trims every timeline as of now and deletes
+// the sessions left with nothing (a tombstone on the table topic).
 package sessions
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -27,6 +35,10 @@ import (
 // Group is the goka group of this processor; its table is
 // goka.GroupTable(Group).
 const Group = topics.SessionsGroup
+
+// ExpireVisitor is the name of the group's retention visitor. Its meta
+// argument is the time.Time to apply the retention at.
+const ExpireVisitor = "expire"
 
 // Options configure the processor.
 type Options struct {
@@ -51,6 +63,7 @@ func NewGraph(opts Options) *goka.GroupGraph {
 		goka.Input(topics.Events, new(codec.Bytes), h.event),
 		goka.Input(topics.Conversions, new(codec.Bytes), h.conversion),
 		goka.Loop(new(codec.Bytes), h.loop),
+		goka.Visitor(ExpireVisitor, h.expire),
 		goka.Persist(codecs.TimelineCodec{}),
 	)
 }
@@ -166,6 +179,26 @@ func (h handler) loop(ctx goka.Context, msg any) {
 	}
 	Trim(tl, ctx.Timestamp())
 	ctx.SetValue(tl)
+}
+
+// expire applies the retention as of the visit's meta time to the visited
+// timeline, deleting it when nothing is left.
+func (h handler) expire(ctx goka.Context, meta any) {
+	now, ok := meta.(time.Time)
+	if !ok {
+		procutil.Skip(ctx, h.log, "expire visit without a time", "meta", fmt.Sprintf("%T", meta))
+		return
+	}
+	tl, _ := ctx.Value().(*livetabv1.Timeline)
+	if tl == nil {
+		return
+	}
+	switch changed, gone := Expire(tl, now); {
+	case gone:
+		ctx.Delete()
+	case changed:
+		ctx.SetValue(tl)
+	}
 }
 
 func (h handler) decodeConversion(ctx goka.Context, msg any) (*livetabv1.Conversion, bool) {

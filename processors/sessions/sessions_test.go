@@ -1,6 +1,7 @@
 package sessions_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -228,5 +229,71 @@ func TestBadRecordsAreSkipped(t *testing.T) {
 	gokatest.Consume(t, tt, topics.Hits, "s1", hit("h1", "s1", 0))
 	if got := ids(getTimeline(t, tt, "s1")); !slices.Equal(got, []string{"h1"}) {
 		t.Errorf("entries after bad records = %v, want [h1]", got)
+	}
+}
+
+func TestRetentionSweep(t *testing.T) {
+	var logs gokatest.Logs
+	tt := tester.New(t)
+	p := gokatest.RunProcessor(t, tt, sessions.NewGraph(sessions.Options{Logger: logs.Logger()}))
+	day := 24 * time.Hour
+	// Without record timestamps nothing is trimmed on arrival.
+	gokatest.Consume(t, tt, topics.Hits, "idle", hit("i1", "idle", -90*day))
+	gokatest.Consume(t, tt, topics.Events, "idle", event("i2", "idle", -61*day))
+	gokatest.Consume(t, tt, topics.Hits, "live", hit("l1", "live", -61*day))
+	gokatest.Consume(t, tt, topics.Hits, "live", hit("l2", "live", -day))
+	gokatest.Consume(t, tt, topics.Hits, "fresh", hit("f1", "fresh", -time.Hour))
+	// Paired a minute after t0 (conversion()), no entries yet.
+	gokatest.Consume(t, tt, topics.Conversions, "app", conversion("web", "app"))
+	writes := tt.NewQueueTracker(string(table))
+
+	ctx := context.Background()
+	if err := p.VisitAll(ctx, sessions.ExpireVisitor, "not a time"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := logs.Find("level=WARN", "expire visit without a time"); !ok {
+		t.Errorf("no warning for a visit without time; logs %v", logs.Lines())
+	}
+	if w := gokatest.Drain(writes); len(w) != 0 {
+		t.Fatalf("a visit without time wrote %v", w)
+	}
+
+	if err := p.VisitAll(ctx, sessions.ExpireVisitor, t0); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]byte{}
+	for _, m := range gokatest.Drain(writes) {
+		if _, dup := got[m.Key]; dup {
+			t.Errorf("key %s written twice", m.Key)
+		}
+		got[m.Key] = m.Value
+	}
+	if v, ok := got["idle"]; !ok || v != nil {
+		t.Errorf("idle session: wrote %v (present %v), want a tombstone", v, ok)
+	}
+	if tl := getTimeline(t, tt, "idle"); tl != nil {
+		t.Errorf("idle session still in the table: %v", tl)
+	}
+	if _, ok := got["live"]; !ok {
+		t.Error("live session not rewritten after trimming")
+	}
+	if ids := ids(getTimeline(t, tt, "live")); !slices.Equal(ids, []string{"l2"}) {
+		t.Errorf("live session entries %v, want [l2]", ids)
+	}
+	for _, k := range []string{"fresh", "app", "web"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("session %s written though nothing expired", k)
+		}
+		if getTimeline(t, tt, k) == nil {
+			t.Errorf("session %s deleted", k)
+		}
+	}
+
+	// Sixty days on, the pairing of app and web has expired too.
+	if err := p.VisitAll(ctx, sessions.ExpireVisitor, t0.Add(sessions.Retention+time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if keys := tt.GetTableKeys(table); len(keys) != 0 {
+		t.Errorf("table keys %v after everything expired, want none", keys)
 	}
 }

@@ -109,6 +109,27 @@ func Trim(tl *livetabv1.Timeline, now time.Time) bool {
 	return true
 }
 
+// Expire applies the retention as of now to a stored timeline: it drops
+// the expired entries (Trim) and reports whether tl changed and whether
+// nothing is left of it, so that the session is to be deleted. A timeline
+// without entries is kept while its conversion is younger than Retention:
+// the conversion may have arrived before the session's first entry.
+func Expire(tl *livetabv1.Timeline, now time.Time) (changed, gone bool) {
+	if now.IsZero() {
+		return false, false
+	}
+	changed = Trim(tl, now)
+	if len(tl.Entries) > 0 {
+		return changed, false
+	}
+	if c := tl.GetConversion(); c != nil {
+		if min, _ := cutoff(now); c.GetTimeUs() >= min {
+			return changed, false
+		}
+	}
+	return changed, true
+}
+
 // PairApp records on an app session's timeline the conversion c that
 // paired it with c.HitSession. A timeline that is already paired keeps its
 // pairing (one conversion per app session) and PairApp reports false.

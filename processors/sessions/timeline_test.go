@@ -299,3 +299,42 @@ func TestPair(t *testing.T) {
 		})
 	}
 }
+
+func TestExpire(t *testing.T) {
+	conv := func(at time.Duration) *livetabv1.Conversion {
+		return &livetabv1.Conversion{Id: "cv-app", HitSession: "web", AppSession: "app", TimeUs: us(at)}
+	}
+	paired := func(c *livetabv1.Conversion, entries ...*livetabv1.TimelineEntry) *livetabv1.Timeline {
+		tl := timelineOf(entries...)
+		tl.PairedSession, tl.Conversion = "web", c
+		return tl
+	}
+	tests := []struct {
+		name        string
+		tl          *livetabv1.Timeline
+		now         time.Time
+		wantChanged bool
+		wantGone    bool
+		wantIDs     []string
+	}{
+		{"nothing expired", timelineOf(hitEntry("a", -time.Hour)), t0, false, false, []string{"a"}},
+		{"some expired", timelineOf(hitEntry("a", -61*24*time.Hour), hitEntry("b", -time.Hour)), t0, true, false, []string{"b"}},
+		{"exactly the retention is kept", timelineOf(hitEntry("a", -sessions.Retention)), t0, false, false, []string{"a"}},
+		{"all expired", timelineOf(hitEntry("a", -61*24*time.Hour), eventEntry("e", nil, -70*24*time.Hour)), t0, true, true, nil},
+		{"paired before its entries, recently", paired(conv(-time.Hour)), t0, false, false, nil},
+		{"paired long ago, entries expired", paired(conv(-61*24*time.Hour), hitEntry("a", -61*24*time.Hour)), t0, true, true, nil},
+		{"paired long ago, entries kept", paired(conv(-61*24*time.Hour), hitEntry("a", -time.Hour)), t0, false, false, []string{"a"}},
+		{"zero time does nothing", timelineOf(hitEntry("a", -365*24*time.Hour)), time.Time{}, false, false, []string{"a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			changed, gone := sessions.Expire(tt.tl, tt.now)
+			if changed != tt.wantChanged || gone != tt.wantGone {
+				t.Errorf("Expire = changed %v gone %v, want %v %v", changed, gone, tt.wantChanged, tt.wantGone)
+			}
+			if got := ids(tt.tl); !slices.Equal(got, tt.wantIDs) {
+				t.Errorf("entries = %v, want %v", got, tt.wantIDs)
+			}
+		})
+	}
+}

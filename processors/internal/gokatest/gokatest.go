@@ -29,6 +29,13 @@ func Start(t *testing.T, gg *goka.GroupGraph) *tester.Tester {
 // Run runs a processor of gg on tt until the test ends.
 func Run(t *testing.T, tt *tester.Tester, gg *goka.GroupGraph) {
 	t.Helper()
+	RunProcessor(t, tt, gg)
+}
+
+// RunProcessor is Run, returning the processor, for tests that call its
+// methods (VisitAll).
+func RunProcessor(t *testing.T, tt *tester.Tester, gg *goka.GroupGraph) *goka.Processor {
+	t.Helper()
 	p, err := goka.NewProcessor(nil, gg, goka.WithTester(tt), goka.WithLogger(log.New(io.Discard, "", 0)))
 	if err != nil {
 		t.Fatalf("new processor %s: %v", gg.Group(), err)
@@ -42,6 +49,7 @@ func Run(t *testing.T, tt *tester.Tester, gg *goka.GroupGraph) {
 			t.Errorf("processor %s: %v", gg.Group(), err)
 		}
 	})
+	return p
 }
 
 // Consume hands m, encoded, to every processor reading topic, and returns

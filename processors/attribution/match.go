@@ -1,0 +1,209 @@
+package attribution
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/livetab/livetab/codecs/livetabv1"
+)
+
+// Bounds of a match key's state. A key keeps the hits and installs received
+// within its method's window plus the grace period of the newest one it
+// saw, and of those at most the newest MaxHits hits and MaxInstalls
+// installs. Past these bounds (a busy shared IP, a device id sent by every
+// install of a broken SDK) the oldest go first: the most recent hit, which
+// is the one that wins, is always kept, but the candidate count of a
+// fingerprint match stops at MaxHits.
+const (
+	MaxHits     = 64
+	MaxInstalls = 32
+)
+
+// Qualifies reports whether hit h qualifies for install-like event e by
+// method m: always within one account; by click id when both carry the
+// same click id and were received at most the click window apart, either
+// way; by device id when the install carries the hit's device id; by
+// fingerprint when both have the same fingerprint. Device id and
+// fingerprint hits must be received before the install, by at most their
+// window (a click reaches the collector before the app it leads to can
+// send its install).
+func Qualifies(cfg Config, m livetabv1.MatchMethod, h *livetabv1.Hit, e *livetabv1.Event) bool {
+	if h.GetAccount() == "" || h.GetAccount() != e.GetAccount() {
+		return false
+	}
+	d := e.GetReceivedUs() - h.GetReceivedUs()
+	w := cfg.Window(m).Microseconds()
+	switch m {
+	case livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID:
+		return h.GetClickId() != "" && h.GetClickId() == e.GetClickId() && d <= w && -d <= w
+	case livetabv1.MatchMethod_MATCH_METHOD_DEVICE_ID:
+		return h.GetDeviceId() != "" && slices.Contains(e.GetDeviceIds(), h.GetDeviceId()) && d >= 0 && d <= w
+	case livetabv1.MatchMethod_MATCH_METHOD_FINGERPRINT:
+		hf, ok := Fingerprint(h.GetRequest())
+		if !ok {
+			return false
+		}
+		ef, ok := Fingerprint(e.GetRequest())
+		return ok && hf == ef && d >= 0 && d <= w
+	}
+	return false
+}
+
+// CompareHits orders hits by preference, the winner first: the most recent
+// (last click), ties broken by the smaller id so that the choice never
+// depends on arrival order.
+func CompareHits(a, b *livetabv1.Hit) int {
+	if c := cmp.Compare(b.GetReceivedUs(), a.GetReceivedUs()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.GetId(), b.GetId())
+}
+
+// compareNewestEvents orders events newest first, ties by id.
+func compareNewestEvents(a, b *livetabv1.Event) int {
+	if c := cmp.Compare(b.GetReceivedUs(), a.GetReceivedUs()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.GetId(), b.GetId())
+}
+
+// OnMatchHit adds hit h to st, the state of a match key of method m, and
+// returns whether st changed and, for every install of st that h
+// qualifies for, that install's best candidate of the key. A redelivered
+// hit changes nothing but its candidates are sent again: the process that
+// first sent them may have stopped before they were written.
+func OnMatchHit(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, h *livetabv1.Hit) (bool, []*livetabv1.Candidate) {
+	changed := false
+	if !slices.ContainsFunc(st.Hits, func(x *livetabv1.Hit) bool { return x.GetId() == h.GetId() }) {
+		i, _ := slices.BinarySearchFunc(st.Hits, h, CompareHits)
+		st.Hits = slices.Insert(st.Hits, i, h)
+		n := size(st)
+		prune(cfg, m, st)
+		kept := slices.Contains(st.Hits, h)
+		// Pruning drops the oldest, so a new hit that went at once
+		// changed something only if it took others with it.
+		changed = kept || n-size(st) > 1
+	}
+	if !slices.ContainsFunc(st.Hits, func(x *livetabv1.Hit) bool { return x.GetId() == h.GetId() }) {
+		return changed, nil
+	}
+	var out []*livetabv1.Candidate
+	for _, e := range st.Installs {
+		if Qualifies(cfg, m, h, e) {
+			if c := Best(cfg, m, st, e); c != nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return changed, out
+}
+
+// OnMatchInstall adds install-like event e to st, the state of a match key
+// of method m, and returns whether st changed and e's best candidate of
+// the key, if any. Like a hit, a redelivered install changes nothing but
+// gets its candidate again.
+func OnMatchInstall(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, e *livetabv1.Event) (bool, *livetabv1.Candidate) {
+	changed := false
+	if !slices.ContainsFunc(st.Installs, func(x *livetabv1.Event) bool { return x.GetId() == e.GetId() }) {
+		i, _ := slices.BinarySearchFunc(st.Installs, e, compareNewestEvents)
+		st.Installs = slices.Insert(st.Installs, i, e)
+		n := size(st)
+		prune(cfg, m, st)
+		changed = slices.Contains(st.Installs, e) || n-size(st) > 1
+	}
+	return changed, Best(cfg, m, st, e)
+}
+
+// Best is e's candidate among the hits of st, a match key of method m: the
+// winning qualifying hit and, for fingerprints, how many qualify. Nil when
+// none does.
+func Best(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, e *livetabv1.Event) *livetabv1.Candidate {
+	var (
+		best *livetabv1.Hit
+		n    int32
+	)
+	// Hits are kept in preference order: the first that qualifies wins.
+	for _, h := range st.Hits {
+		if Qualifies(cfg, m, h, e) {
+			if best == nil {
+				best = h
+			}
+			n++
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	c := &livetabv1.Candidate{Method: m, Hit: best, Event: e, WindowUs: cfg.Window(m).Microseconds()}
+	if m == livetabv1.MatchMethod_MATCH_METHOD_FINGERPRINT {
+		c.Candidates = n
+	}
+	return c
+}
+
+func size(st *livetabv1.MatchState) int { return len(st.Hits) + len(st.Installs) }
+
+// newest is the latest received time of st's hits and installs.
+func newest(st *livetabv1.MatchState) int64 {
+	var t int64
+	if len(st.Hits) > 0 {
+		t = st.Hits[0].GetReceivedUs()
+	}
+	if len(st.Installs) > 0 {
+		t = max(t, st.Installs[0].GetReceivedUs())
+	}
+	return t
+}
+
+// prune applies the bounds (see MaxHits). Keeping the window plus the
+// grace period, rather than just the window, keeps what a record that
+// arrives up to the grace period out of order may still need.
+func prune(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState) {
+	cut := newest(st) - (cfg.Window(m) + cfg.Grace).Microseconds()
+	hits := slices.IndexFunc(st.Hits, func(h *livetabv1.Hit) bool { return h.GetReceivedUs() < cut })
+	if hits < 0 {
+		hits = len(st.Hits)
+	}
+	installs := slices.IndexFunc(st.Installs, func(e *livetabv1.Event) bool { return e.GetReceivedUs() < cut })
+	if installs < 0 {
+		installs = len(st.Installs)
+	}
+	hits, installs = min(hits, MaxHits), min(installs, MaxInstalls)
+	if hits < len(st.Hits) {
+		st.Hits = slices.Clone(st.Hits[:hits])
+	}
+	if installs < len(st.Installs) {
+		st.Installs = slices.Clone(st.Installs[:installs])
+	}
+}
+
+// ScheduleCleanup is called after st changed: a match key deletes itself
+// once it cannot serve any install any more, which is its method's window
+// plus the grace period after the later of its newest record and
+// recordUs, the processing time (the Kafka timestamp of the record being
+// processed; 0 when unknown). Counting from the processing time too keeps a
+// replay of old records from deleting keys that the replay still needs.
+// It returns the due time to schedule a timer for, or 0 when a timer is
+// pending already (it reschedules itself when it fires early).
+func ScheduleCleanup(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, recordUs int64) int64 {
+	due := max(newest(st), recordUs) + (cfg.Window(m) + cfg.Grace).Microseconds()
+	pending := st.CleanupUs != 0
+	st.CleanupUs = max(st.CleanupUs, due)
+	if pending {
+		return 0
+	}
+	return st.CleanupUs
+}
+
+// OnMatchExpire applies a clean-up timer that fired at nowUs: the key is
+// to be deleted when its clean-up time has come, else the timer is
+// scheduled again for it (the returned due time; 0 for none).
+func OnMatchExpire(st *livetabv1.MatchState, nowUs int64) (remove bool, due int64) {
+	switch {
+	case st.CleanupUs == 0:
+		return false, 0
+	case nowUs >= st.CleanupUs:
+		return true, 0
+	}
+	return false, st.CleanupUs
+}
