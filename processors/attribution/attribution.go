@@ -153,10 +153,6 @@ func TickKeys(partitions int32) []string { return timers.New(partitions).Partiti
 
 // NewProcessor builds the processor with opts.Kafka's options.
 func NewProcessor(opts Options) (*goka.Processor, error) {
-	sb := opts.Storage
-	if sb == nil {
-		sb = storage.MemoryBuilder()
-	}
 	if opts.Partitions == 0 {
 		n, err := procutil.Partitions(opts.Kafka, string(topics.Clock))
 		if err != nil {
@@ -164,11 +160,7 @@ func NewProcessor(opts Options) (*goka.Processor, error) {
 		}
 		opts.Partitions = n
 	}
-	p, err := goka.NewProcessor(opts.Kafka.Brokers, NewGraph(opts), opts.Kafka.ProcessorOptions("attribution", sb)...)
-	if err != nil {
-		return nil, fmt.Errorf("attribution: new processor: %w", err)
-	}
-	return p, nil
+	return procutil.NewProcessor("attribution", opts.Kafka, opts.Storage, NewGraph(opts))
 }
 
 // Run builds the processor and runs it until ctx is cancelled (nil) or it
@@ -179,10 +171,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := p.Run(ctx); err != nil {
-		return fmt.Errorf("attribution: %w", err)
-	}
-	return nil
+	return procutil.Run(ctx, "attribution", p)
 }
 
 type handler struct {

@@ -13,7 +13,6 @@ package liveview
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -67,15 +66,7 @@ func NewGraph(opts Options) *goka.GroupGraph {
 
 // NewProcessor builds the processor with opts.Kafka's options.
 func NewProcessor(opts Options) (*goka.Processor, error) {
-	sb := opts.Storage
-	if sb == nil {
-		sb = storage.MemoryBuilder()
-	}
-	p, err := goka.NewProcessor(opts.Kafka.Brokers, NewGraph(opts), opts.Kafka.ProcessorOptions("liveview", sb)...)
-	if err != nil {
-		return nil, fmt.Errorf("liveview: new processor: %w", err)
-	}
-	return p, nil
+	return procutil.NewProcessor("liveview", opts.Kafka, opts.Storage, NewGraph(opts))
 }
 
 // Run builds the processor and runs it until ctx is cancelled (nil) or it
@@ -85,10 +76,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := p.Run(ctx); err != nil {
-		return fmt.Errorf("liveview: %w", err)
-	}
-	return nil
+	return procutil.Run(ctx, "liveview", p)
 }
 
 type handler struct {

@@ -70,15 +70,7 @@ func NewGraph(opts Options) *goka.GroupGraph {
 
 // NewProcessor builds the processor with opts.Kafka's options.
 func NewProcessor(opts Options) (*goka.Processor, error) {
-	sb := opts.Storage
-	if sb == nil {
-		sb = storage.MemoryBuilder()
-	}
-	p, err := goka.NewProcessor(opts.Kafka.Brokers, NewGraph(opts), opts.Kafka.ProcessorOptions("sessions", sb)...)
-	if err != nil {
-		return nil, fmt.Errorf("sessions: new processor: %w", err)
-	}
-	return p, nil
+	return procutil.NewProcessor("sessions", opts.Kafka, opts.Storage, NewGraph(opts))
 }
 
 // Run builds the processor and runs it until ctx is cancelled (nil) or it
@@ -88,10 +80,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := p.Run(ctx); err != nil {
-		return fmt.Errorf("sessions: %w", err)
-	}
-	return nil
+	return procutil.Run(ctx, "sessions", p)
 }
 
 type handler struct {

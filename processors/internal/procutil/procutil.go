@@ -4,13 +4,16 @@
 package procutil
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs"
+	"github.com/livetab/livetab/topics"
 )
 
 // Discard is a logger that drops everything, the default of every processor.
@@ -73,4 +76,26 @@ func Emit(ctx goka.Context, topic goka.Stream, key string, m proto.Message) {
 		ctx.Fail(fmt.Errorf("procutil: encode %T for %s: %w", m, topic, err))
 	}
 	ctx.Emit(topic, key, data)
+}
+
+// NewProcessor builds the goka processor of graph with k's options, its
+// table stored by sb (in memory when nil). part names it in client ids and
+// errors.
+func NewProcessor(part string, k topics.Kafka, sb storage.Builder, graph *goka.GroupGraph) (*goka.Processor, error) {
+	if sb == nil {
+		sb = storage.MemoryBuilder()
+	}
+	p, err := goka.NewProcessor(k.Brokers, graph, k.ProcessorOptions(part, sb)...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: new processor: %w", part, err)
+	}
+	return p, nil
+}
+
+// Run runs p until ctx is cancelled (nil) or it fails.
+func Run(ctx context.Context, part string, p *goka.Processor) error {
+	if err := p.Run(ctx); err != nil {
+		return fmt.Errorf("%s: %w", part, err)
+	}
+	return nil
 }
