@@ -72,6 +72,13 @@ type Options struct {
 	Demo bool
 	// DemoRate is demo visitors per second. Default 1.
 	DemoRate float64
+	// SampleRate is how many items per second an unfiltered live-view
+	// client is shown on average. Default 5.
+	SampleRate float64
+	// AllowedOrigins are extra browser origins (host patterns, as
+	// coder/websocket's OriginPatterns) allowed to open the live view;
+	// the page's own host is always allowed.
+	AllowedOrigins []string
 	// Attribution sets the matching windows and the grace period of the
 	// processors; zero fields take attribution's defaults.
 	Attribution attribution.Config
@@ -198,7 +205,13 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 		waits = append(waits, p.WaitReady)
 	}
 	if opts.Parts.Views {
-		v, err := views.New(views.Options{Kafka: k, Secret: opts.Secret, Logger: log.With("part", "views")})
+		v, err := views.New(views.Options{
+			Kafka:          k,
+			Secret:         opts.Secret,
+			SampleRate:     opts.SampleRate,
+			OriginPatterns: opts.AllowedOrigins,
+			Logger:         log.With("part", "views"),
+		})
 		if err != nil {
 			return fmt.Errorf("views: %w", err)
 		}
@@ -372,9 +385,9 @@ func withDefaults(o Options) Options {
 	return o
 }
 
-// ParseBrokers splits a comma-separated broker list (flag or
-// LIVETAB_BROKERS).
-func ParseBrokers(s string) []string { return cleanBrokers(strings.Split(s, ",")) }
+// SplitList splits a comma-separated flag value (brokers, origins),
+// dropping blanks.
+func SplitList(s string) []string { return cleanBrokers(strings.Split(s, ",")) }
 
 func cleanBrokers(in []string) []string {
 	var out []string

@@ -97,14 +97,6 @@ type convertedWithJSON struct {
 	At      string `json:"at,omitempty"`
 }
 
-// snapshotFrame is the first frame of a live stream.
-type snapshotFrame struct {
-	Type     string       `json:"type"` // "snapshot"
-	Account  string       `json:"account"`
-	Items    []rawJSON    `json:"items"`
-	Counters countersJSON `json:"counters"`
-}
-
 // timelineJSON is the answer of GET /v1/timeline.
 type timelineJSON struct {
 	Account       string          `json:"account"`

@@ -109,8 +109,8 @@ func TestEnumNames(t *testing.T) {
 	}
 }
 
-func TestLiveFrame(t *testing.T) {
-	got := string(liveFrame("update", rawJSON(`{"cursor":1}`)))
+func TestWrapItem(t *testing.T) {
+	got := string(wrapItem(updatePrefix, rawJSON(`{"cursor":1}`)))
 	if want := `{"type":"update","item":{"cursor":1}}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}

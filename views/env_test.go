@@ -27,6 +27,7 @@ var testSecret = []byte("views-test-secret")
 // env is one views server on its own embedded broker.
 type env struct {
 	t    testing.TB
+	o    envOptions
 	k    topics.Kafka
 	prod sarama.SyncProducer
 	srv  *Server
@@ -36,8 +37,14 @@ type env struct {
 }
 
 type envOptions struct {
-	queueSize  int
-	maxWaiters int
+	queueSize   int
+	maxWaiters  int
+	historySize int
+	// sampleRate defaults to a rate no test reaches, so that clients
+	// without filters get every item.
+	sampleRate     float64
+	statsInterval  time.Duration
+	originPatterns []string
 	// before runs once the topics exist and before the server starts, to
 	// produce what the views must recover.
 	before func(e *env)
@@ -52,7 +59,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	e := &env{t: t, k: topics.Kafka{Brokers: b.Addrs(), Topics: topics.Config{Partitions: 4}}}
+	if o.sampleRate == 0 {
+		o.sampleRate = 1e6
+	}
+	e := &env{t: t, o: o, k: topics.Kafka{Brokers: b.Addrs(), Topics: topics.Config{Partitions: 4}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := topics.EnsureAll(ctx, e.k); err != nil {
@@ -65,18 +75,27 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.before != nil {
 		o.before(e)
 	}
+	e.startServer()
+	return e
+}
 
-	e.srv, err = New(Options{Kafka: e.k, Secret: testSecret, QueueSize: o.queueSize, MaxWaiters: o.maxWaiters})
+// startServer starts a views server on the env's broker and serves it.
+func (e *env) startServer() {
+	t, o := e.t, e.o
+	t.Helper()
+	srv, err := New(Options{Kafka: e.k, Secret: testSecret, QueueSize: o.queueSize, MaxWaiters: o.maxWaiters,
+		HistorySize: o.historySize, SampleRate: o.sampleRate, StatsInterval: o.statsInterval, OriginPatterns: o.originPatterns})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.srv = srv
 	if o.noRun {
 		// Run closes the views' clients; without it the test does.
-		t.Cleanup(func() { e.srv.clients.close(e.srv.log) })
+		t.Cleanup(func() { srv.clients.close(srv.log) })
 	} else {
 		runCtx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- e.srv.Run(runCtx) }()
+		go func() { done <- srv.Run(runCtx) }()
 		var once sync.Once
 		e.stopRun = func() {
 			once.Do(func() {
@@ -92,15 +111,25 @@ func newEnv(t testing.TB, o envOptions) *env {
 			})
 		}
 		t.Cleanup(e.stopRun)
-		if err := e.srv.WaitReady(ctx); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.WaitReady(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	mux := http.NewServeMux()
-	e.srv.Register(mux)
+	srv.Register(mux)
 	e.http = httptest.NewServer(mux)
 	t.Cleanup(e.http.Close)
-	return e
+}
+
+// restart stops the server (its connections are closed with 1001) and
+// starts a new one on the same broker, which recovers from the topics.
+func (e *env) restart() {
+	e.t.Helper()
+	e.stopRun()
+	e.http.Close()
+	e.startServer()
 }
 
 func token(t testing.TB, account string, expires time.Time) string {
@@ -136,18 +165,26 @@ func (e *env) produce(topic string, kvs map[string]proto.Message, order []string
 // processor keys them.
 func (e *env) produceItems(items ...*livetabv1.ViewItem) {
 	e.t.Helper()
+	if err := e.tryProduceItems(items...); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// tryProduceItems is produceItems for goroutines other than the test's.
+func (e *env) tryProduceItems(items ...*livetabv1.ViewItem) error {
 	msgs := make([]*sarama.ProducerMessage, 0, len(items))
 	for _, it := range items {
 		b, err := codecs.ViewItemCodec{}.Encode(it)
 		if err != nil {
-			e.t.Fatal(err)
+			return err
 		}
 		msgs = append(msgs, &sarama.ProducerMessage{Topic: string(topics.View),
 			Key: sarama.StringEncoder(topics.ViewKey(it.GetAccount(), it.GetCursor())), Value: sarama.ByteEncoder(b)})
 	}
 	if err := e.prod.SendMessages(msgs); err != nil {
-		e.t.Fatalf("produce view items: %v", err)
+		return fmt.Errorf("produce view items: %w", err)
 	}
+	return nil
 }
 
 func (e *env) produceTimelines(tls ...*livetabv1.Timeline) {
@@ -170,30 +207,69 @@ func (e *env) liveURL(q url.Values) string {
 // closes the connection when the test ends.
 func (e *env) dial(account, tok string) *websocket.Conn {
 	e.t.Helper()
-	q := url.Values{"token": {tok}}
+	q := url.Values{}
 	if account != "" {
 		q.Set("account", account)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, resp, err := websocket.Dial(ctx, e.liveURL(q), nil)
+	return e.dialQuery(tok, q)
+}
+
+// dialQuery connects with tok and the query parameters q.
+func (e *env) dialQuery(tok string, q url.Values) *websocket.Conn {
+	e.t.Helper()
+	c, resp, err := e.tryDial(tok, q, nil)
 	if err != nil {
-		e.t.Fatalf("dial %s: %v (response %v)", account, err, resp)
+		e.t.Fatalf("dial %v: %v (response %v)", q, err, resp)
 	}
-	c.SetReadLimit(64 << 20)
-	e.t.Cleanup(func() { c.CloseNow() })
 	return c
 }
 
-// frame is a live frame as a client decodes it.
+// tryDial connects with tok, the query parameters q and the request
+// headers h.
+func (e *env) tryDial(tok string, q url.Values, h http.Header) (*websocket.Conn, *http.Response, error) {
+	q2 := url.Values{"token": {tok}}
+	for k, v := range q {
+		q2[k] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, e.liveURL(q2), &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		return nil, resp, err
+	}
+	c.SetReadLimit(64 << 20)
+	e.t.Cleanup(func() { c.CloseNow() })
+	return c, resp, nil
+}
+
+// frame is a live frame as a client decodes it; each type uses some of
+// the fields.
 type frame struct {
 	Type     string        `json:"type"`
 	Account  string        `json:"account"`
 	Items    []itemJSON    `json:"items"`
 	Counters *countersJSON `json:"counters"`
 	Item     *itemJSON     `json:"item"`
+	Filters  *filtersJSON  `json:"filters"`
+	Sampled  *bool         `json:"sampled"`
+	Cursor   uint64        `json:"cursor"`
+	// skipped
+	After  uint64 `json:"after"`
+	Oldest uint64 `json:"oldest"`
+	Reason string `json:"reason"`
+	// error
+	Error string `json:"error"`
+	Code  string `json:"code"`
+	// stats
+	ArrivingPerS *float64 `json:"arriving_per_s"`
+	ShowingPerS  *float64 `json:"showing_per_s"`
+	DelayMS      *int64   `json:"delay_ms"`
+	Lag          *int64   `json:"lag"`
+	// token
+	Expires string `json:"expires"`
 }
 
+// readFrame reads the next frame that is not a stats frame.
 func readFrame(t *testing.T, c *websocket.Conn) frame {
 	t.Helper()
 	f, err := tryReadFrame(c, 10*time.Second)
@@ -203,7 +279,19 @@ func readFrame(t *testing.T, c *websocket.Conn) frame {
 	return f
 }
 
+// tryReadFrame reads the next frame that is not a stats frame.
 func tryReadFrame(c *websocket.Conn, timeout time.Duration) (frame, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		f, err := readAnyFrame(c, time.Until(deadline))
+		if err != nil || f.Type != "stats" {
+			return f, err
+		}
+	}
+}
+
+// readAnyFrame reads the next frame, stats included.
+func readAnyFrame(c *websocket.Conn, timeout time.Duration) (frame, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	typ, b, err := c.Read(ctx)
@@ -224,9 +312,26 @@ func readSnapshot(t *testing.T, c *websocket.Conn) frame {
 	t.Helper()
 	f := readFrame(t, c)
 	if f.Type != "snapshot" {
-		t.Fatalf("first frame is %q, want snapshot", f.Type)
+		t.Fatalf("first frame is %q (%+v), want snapshot", f.Type, f)
 	}
 	return f
+}
+
+// send writes v as a JSON text message.
+func send(t *testing.T, c *websocket.Conn, v any) {
+	t.Helper()
+	b, ok := v.([]byte)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatalf("send %.100s: %v", b, err)
+	}
 }
 
 // waitFor polls cond until it holds or fails the test after timeout.

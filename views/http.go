@@ -15,6 +15,12 @@ import (
 // when the account parameter is absent), or answers 401 for a missing,
 // invalid or expired token and 403 for a token of another account.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (string, bool) {
+	_, account, ok := s.authorizeClaims(w, r)
+	return account, ok
+}
+
+// authorizeClaims is authorize that also returns the token's claims.
+func (s *Server) authorizeClaims(w http.ResponseWriter, r *http.Request) (codecs.Claims, string, bool) {
 	token := bearerToken(r)
 	if token == "" {
 		token = r.URL.Query().Get("token")
@@ -23,7 +29,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (string, bool
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="livetab"`)
 		writeError(w, http.StatusUnauthorized, err.Error())
-		return "", false
+		return codecs.Claims{}, "", false
 	}
 	account := r.URL.Query().Get("account")
 	if account == "" {
@@ -31,9 +37,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (string, bool
 	}
 	if account != claims.Account {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("token does not grant access to account %q", account))
-		return "", false
+		return codecs.Claims{}, "", false
 	}
-	return account, true
+	return claims, account, true
 }
 
 func bearerToken(r *http.Request) string {

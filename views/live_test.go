@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -300,9 +301,10 @@ func TestLiveSlowSubscriberIsClosedAlone(t *testing.T) {
 	readSnapshot(t, fast)
 
 	var (
-		mu   sync.Mutex
-		seen uint64
-		ferr error
+		mu     sync.Mutex
+		seen   uint64
+		ferr   error
+		delays []time.Duration // from producing to the fast client reading, per item
 	)
 	fastDone := make(chan struct{})
 	go func() {
@@ -319,6 +321,9 @@ func TestLiveSlowSubscriberIsClosedAlone(t *testing.T) {
 				return
 			}
 			seen = f.Item.Cursor
+			if at, err := time.Parse(time.RFC3339Nano, f.Item.ReceivedAt); err == nil {
+				delays = append(delays, time.Since(at))
+			}
 			mu.Unlock()
 		}
 	}()
@@ -337,6 +342,7 @@ func TestLiveSlowSubscriberIsClosedAlone(t *testing.T) {
 		items := hitItems("demo", produced+1, produced+batch)
 		for _, it := range items {
 			it.GetHit().Request = &livetabv1.Request{Params: map[string]string{"pad": big}}
+			it.ReceivedUs = time.Now().UnixMicro()
 		}
 		e.produceItems(items...)
 		produced += batch
@@ -353,7 +359,11 @@ func TestLiveSlowSubscriberIsClosedAlone(t *testing.T) {
 		t.Fatalf("%d subscribers dropped as slow, want only the slow one", n)
 	}
 	// The fast client keeps receiving after the slow one was dropped.
-	e.produceItems(hitItems("demo", produced+1, produced+batch)...)
+	items := hitItems("demo", produced+1, produced+batch)
+	for _, it := range items {
+		it.ReceivedUs = time.Now().UnixMicro()
+	}
+	e.produceItems(items...)
 	produced += batch
 	waitFor(t, 20*time.Second, "the fast client to get every item", func() bool {
 		s, err := fastSeen()
@@ -387,6 +397,21 @@ func TestLiveSlowSubscriberIsClosedAlone(t *testing.T) {
 	}
 	fast.CloseNow()
 	<-fastDone
+
+	// While the slow client's queue filled, the fast one kept its latency:
+	// had the hub waited on the slow client, the fast one would have
+	// waited as long (its writes block for up to two minutes).
+	mu.Lock()
+	defer mu.Unlock()
+	if len(delays) < int(produced-batch) {
+		t.Fatalf("%d delays measured for %d items", len(delays), produced)
+	}
+	sorted := slices.Sorted(slices.Values(delays))
+	median, worst := sorted[len(sorted)/2], sorted[len(sorted)-1]
+	t.Logf("fast client delay: median %v, worst %v over %d items", median, worst, len(sorted))
+	if median > 2*time.Second || worst > 10*time.Second {
+		t.Errorf("fast client delay: median %v, worst %v; want it low while the slow client was cut", median, worst)
+	}
 }
 
 func TestViewTopicConsumedOnce(t *testing.T) {
@@ -422,7 +447,9 @@ func TestPage(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	for _, want := range []string{"<!doctype html>", "/v1/live", "Converted with", "converted_with", "snapshot"} {
+	// The page's content is the page's tests' business (e2e); these are
+	// the protocol words it cannot do without.
+	for _, want := range []string{"<!doctype html>", "/v1/live", "converted_with", "snapshot"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("page lacks %q", want)
 		}

@@ -4,12 +4,14 @@
 // APIs from the sessions table (GET /v1/timeline, GET /v1/deeplink), and
 // serves a simple live page (GET /).
 //
-// Two goka views feed it. The view of topics.View keeps the newest items of
-// every account (the snapshot a new subscriber starts from) and hands every
-// record, as it arrives, to one fan-out hub that queues it for the
-// account's subscribers. The view of the sessions group table answers
-// timeline and deep-link look-ups, and wakes the deep-link requests
-// waiting for a session as soon as it stored the session's new value.
+// Two goka views feed it. The view of topics.View hands every record, as
+// it arrives (recovery included), to one fan-out hub, which keeps each
+// account's newest items in an in-memory history (the snapshots and
+// resumed cursors come from it) and queues the record for the account's
+// subscribers that are to be shown it. The view of the sessions group
+// table answers timeline and deep-link look-ups, and wakes the deep-link
+// requests waiting for a session as soon as it stored the session's new
+// value.
 package views
 
 import (
@@ -45,15 +47,39 @@ type Options struct {
 	// MaxWaiters bounds the deep-link requests waiting for a conversion at once (default 10,000);
 	// beyond it they are answered 503 with Retry-After.
 	MaxWaiters int
+
+	// HistorySize is how many of each account's newest items the server keeps in memory to
+	// answer snapshots and resume cursors from (default 1,000; at least topics.ViewSlots). The
+	// history is rebuilt on start from every record still on the view topic, which compaction
+	// eventually reduces to the newest topics.ViewSlots items per account.
+	HistorySize int
+	// HistoryBytes bounds the memory of all histories together (default 256 MiB, counting each
+	// item's encoded JSON and attributes). Beyond it the least recently active accounts are
+	// trimmed to their newest topics.ViewSlots items, which are always kept.
+	HistoryBytes int64
+	// SampleRate is how many items per second a client without filters is shown on average
+	// (default 5); a busier account's stream is sampled by session.
+	SampleRate float64
+	// StatsInterval spaces the stats frames of live connections (default 1 s).
+	StatsInterval time.Duration
+	// OriginPatterns are the origins, besides the request's own host, from which a browser may
+	// open /v1/live (coder/websocket's AcceptOptions.OriginPatterns: host patterns such as
+	// "app.example.com" or "*.example.com", or "https://*.example.com"). Default: same host only.
+	// Clients that send no Origin (non-browsers) are not checked.
+	OriginPatterns []string
 }
 
 // Defaults of the per-connection bounds. Tests change the timers through
 // the Server's fields.
 const (
 	// defaultQueueSize bounds a subscriber's queue when Options leave it 0.
-	defaultQueueSize    = 256
-	defaultWriteTimeout = 10 * time.Second
-	defaultPingInterval = 30 * time.Second
+	defaultQueueSize     = 256
+	defaultHistorySize   = 1000
+	defaultHistoryBytes  = 256 << 20
+	defaultSampleRate    = 5
+	defaultStatsInterval = time.Second
+	defaultWriteTimeout  = 10 * time.Second
+	defaultPingInterval  = 30 * time.Second
 	// readyPoll is how often Run checks whether both views recovered.
 	readyPoll = 10 * time.Millisecond
 )
@@ -72,6 +98,9 @@ type Server struct {
 	// that detect dead connections.
 	writeTimeout time.Duration
 	pingInterval time.Duration
+	// statsInterval spaces stats frames and lag polls.
+	statsInterval  time.Duration
+	originPatterns []string
 
 	// items is the process's only consumer of the view topic; sessions
 	// reads the sessions group table.
@@ -82,6 +111,10 @@ type Server struct {
 	// records counts view-topic records seen, recovery included.
 	records atomic.Int64
 	clients clientSet
+	// itemsConsumer is the view of topics.View's consumer, whose high
+	// watermarks lag measures against.
+	itemsConsumer sarama.Consumer
+	lag           lagMeter
 
 	started atomic.Bool
 	ready   chan struct{} // closed once both views recovered
@@ -115,30 +148,58 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxWaiters == 0 {
 		opts.MaxWaiters = defaultMaxWaiters
 	}
+	if opts.HistorySize < 0 || opts.HistoryBytes < 0 || opts.SampleRate < 0 || opts.StatsInterval < 0 {
+		return nil, fmt.Errorf("views: negative history size %d, history bytes %d, sample rate %g or stats interval %v",
+			opts.HistorySize, opts.HistoryBytes, opts.SampleRate, opts.StatsInterval)
+	}
+	if opts.HistorySize == 0 {
+		opts.HistorySize = defaultHistorySize
+	}
+	if opts.HistorySize < topics.ViewSlots {
+		return nil, fmt.Errorf("views: history size %d below the %d items a snapshot needs", opts.HistorySize, topics.ViewSlots)
+	}
+	if opts.HistoryBytes == 0 {
+		opts.HistoryBytes = defaultHistoryBytes
+	}
+	if opts.SampleRate == 0 {
+		opts.SampleRate = defaultSampleRate
+	}
+	if opts.StatsInterval == 0 {
+		opts.StatsInterval = defaultStatsInterval
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		log:          log,
-		secret:       opts.Secret,
-		queueSize:    opts.QueueSize,
-		writeTimeout: defaultWriteTimeout,
-		pingInterval: defaultPingInterval,
-		hub:          newHub(log),
-		waiters:      newWaiters(opts.MaxWaiters),
-		ready:        make(chan struct{}),
-		stopped:      make(chan struct{}),
+		log:            log,
+		secret:         opts.Secret,
+		queueSize:      opts.QueueSize,
+		writeTimeout:   defaultWriteTimeout,
+		pingInterval:   defaultPingInterval,
+		statsInterval:  opts.StatsInterval,
+		originPatterns: opts.OriginPatterns,
+		hub: newHub(log, hubOptions{
+			historySize:  opts.HistorySize,
+			historyBytes: opts.HistoryBytes,
+			sampleRate:   opts.SampleRate,
+		}),
+		waiters: newWaiters(opts.MaxWaiters),
+		ready:   make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	var err error
+	// The view of topics.View stores nothing but offsets: the hub keeps
+	// the items.
 	s.items, err = goka.NewView(opts.Kafka.Brokers, goka.Table(topics.View), codecs.ViewItemCodec{},
-		append(s.viewOptions(opts.Kafka, "views-items"), goka.WithViewCallback(s.onViewRecord))...)
+		append(s.viewOptions(opts.Kafka, "views-items", offsetBuilder(), func(c sarama.Consumer) { s.itemsConsumer = c }),
+			goka.WithViewCallback(s.onViewRecord))...)
 	if err != nil {
 		s.clients.close(log)
 		return nil, fmt.Errorf("views: view of %s: %w", topics.View, err)
 	}
 	s.sessions, err = goka.NewView(opts.Kafka.Brokers, goka.GroupTable(topics.SessionsGroup), codecs.TimelineCodec{},
-		append(s.viewOptions(opts.Kafka, "views-sessions"), goka.WithViewCallback(s.onSessionRecord))...)
+		append(s.viewOptions(opts.Kafka, "views-sessions", mapBuilder(), nil), goka.WithViewCallback(s.onSessionRecord))...)
 	if err != nil {
 		s.clients.close(log)
 		return nil, fmt.Errorf("views: view of %s: %w", goka.GroupTable(topics.SessionsGroup), err)
@@ -146,16 +207,20 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// viewOptions are livetab's view options with the state in memory and the
-// sarama clients tracked, because a goka View never closes them.
-func (s *Server) viewOptions(k topics.Kafka, part string) []goka.ViewOption {
+// viewOptions are livetab's view options with the state stored by sb and
+// the sarama clients tracked, because a goka View never closes them.
+// onConsumer, if set, is handed the view's consumer.
+func (s *Server) viewOptions(k topics.Kafka, part string, sb storage.Builder, onConsumer func(sarama.Consumer)) []goka.ViewOption {
 	consumerCfg := k.SaramaConfig(part)
 	topicsCfg := k.SaramaConfig(part + "-topics")
-	return append(k.ViewOptions(part, mapBuilder()),
+	return append(k.ViewOptions(part, sb),
 		goka.WithViewConsumerSaramaBuilder(func(brokers []string, clientID string) (sarama.Consumer, error) {
 			c, err := goka.SaramaConsumerBuilderWithConfig(consumerCfg)(brokers, clientID)
 			if err == nil {
 				s.clients.add(c)
+				if onConsumer != nil {
+					onConsumer(c)
+				}
 			}
 			return c, err
 		}),
@@ -206,6 +271,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	stopWatch := make(chan struct{})
 	wg.Go(func() { s.watchReady(stopWatch) })
+	wg.Go(func() { s.measureLag(stopWatch) })
 
 	var err error
 	select {
@@ -241,6 +307,22 @@ func (s *Server) watchReady(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// measureLag updates the view consumer's lag every stats interval.
+func (s *Server) measureLag(stop <-chan struct{}) {
+	t := time.NewTicker(s.statsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if s.itemsConsumer != nil {
+				s.lag.update(s.itemsConsumer.HighWaterMarks()[string(topics.View)])
+			}
 		}
 	}
 }
@@ -312,14 +394,13 @@ func (s *Server) beginStream() bool {
 	return true
 }
 
-// onViewRecord is the view topic's update callback: it stores the record
-// as goka would, then hands it to the hub. A record that does not decode
-// is logged and skipped; it must never stop the view.
-func (s *Server) onViewRecord(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
-	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
-		return err
-	}
+// onViewRecord is the view topic's update callback: it hands the record
+// to the hub, which keeps it in its account's history and fans it out.
+// Nothing is stored in goka's storage (see offsetStorage). A record that
+// does not decode is logged and skipped; it must never stop the view.
+func (s *Server) onViewRecord(ctx goka.UpdateContext, _ storage.Storage, key string, value []byte) error {
 	s.records.Add(1)
+	s.lag.consumed(ctx.Partition(), ctx.Offset())
 	if value == nil {
 		return nil // a tombstone: nothing to show
 	}
@@ -331,16 +412,13 @@ func (s *Server) onViewRecord(ctx goka.UpdateContext, st storage.Storage, key st
 		return nil
 	}
 	account := key[:i]
-	// The record is stored before the hub is asked, so that a subscriber
-	// that joins after this check finds it in its snapshot.
-	if !s.hub.wants(account) {
-		return nil
-	}
 	it, err := codecs.Typed[livetabv1.ViewItem](value)
 	if err == nil {
 		var u *update
 		if u, err = newUpdate(it, account); err == nil {
-			s.hub.publish(account, u)
+			// Records recovered before the server is ready do not count as
+			// arriving.
+			s.hub.publish(account, u, s.isReady())
 			return nil
 		}
 	}

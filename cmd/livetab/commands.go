@@ -124,6 +124,11 @@ func runParts(ctx context.Context, name string, parts system.Parts, args []strin
 	if parts.Collector || parts.Views {
 		fs.StringVar(&opts.Addr, "addr", opts.Addr, "HTTP listen address")
 	}
+	origins := ""
+	if parts.Views {
+		fs.Float64Var(&opts.SampleRate, "sample-rate", 5, "items per second an unfiltered live-view client is shown on average")
+		fs.StringVar(&origins, "allowed-origins", "", "comma-separated extra browser origins (host patterns) allowed to open the live view")
+	}
 	if parts.Collector {
 		fs.DurationVar(&opts.ProduceTimeout, "produce-timeout", collector.DefaultProduceTimeout, "how long a collector request waits for Kafka before it is answered 503")
 	}
@@ -153,7 +158,7 @@ func runParts(ctx context.Context, name string, parts system.Parts, args []strin
 		return usageErr(fs, "bad --log-level %q: %v", *logLevel, err)
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	opts.Brokers = system.ParseBrokers(*brokers)
+	opts.Brokers = system.SplitList(*brokers)
 	if name != "dev" && len(opts.Brokers) == 0 {
 		return usageErr(fs, "no brokers: set --brokers or LIVETAB_BROKERS (or run 'livetab dev' for the embedded broker)")
 	}
@@ -161,6 +166,10 @@ func runParts(ctx context.Context, name string, parts system.Parts, args []strin
 		opts.Attribution.FingerprintWindow <= 0 || opts.Attribution.Grace <= 0 || opts.SweepInterval <= 0) {
 		return usageErr(fs, "--click-window, --device-window, --fingerprint-window, --grace and --sweep-interval must be positive")
 	}
+	if parts.Views && opts.SampleRate <= 0 {
+		return usageErr(fs, "--sample-rate must be positive")
+	}
+	opts.AllowedOrigins = system.SplitList(origins)
 	if parts.Collector && opts.ProduceTimeout <= 0 {
 		return usageErr(fs, "--produce-timeout must be positive")
 	}
