@@ -31,6 +31,7 @@ Commands:
   process   run the goka processors against --brokers
   serve     run the views (WebSocket, timeline API, page) against --brokers
   token     print an access token for an account
+  bench     drive the whole system with realistic load and measure it
 
 Run 'livetab <command> --help' for a command's flags.
 Environment: LIVETAB_BROKERS (default of --brokers), LIVETAB_SECRET (token secret).
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runParts(ctx, "serve", system.Parts{Views: true}, rest, stdout, stderr)
 	case "token":
 		err = runToken(rest, stdout, stderr)
+	case "bench":
+		err = runBench(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return 0

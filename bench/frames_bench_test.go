@@ -1,0 +1,29 @@
+package bench
+
+import (
+	"testing"
+	"time"
+)
+
+// BenchmarkHandleItem is the generator's cost per delivered item frame
+// (scan, latency records), which bounds the deliveries per second one
+// generator core can check.
+func BenchmarkHandleItem(b *testing.B) {
+	frame := []byte(`{"type":"item","item":{"cursor":17,"account":"acct-0000","kind":"event","session":"a1b2c3d4-s1","received_at":"` +
+		time.Now().UTC().Format(time.RFC3339Nano) + `","counters":{"hits":100,"events":1000,"conversions":10},` +
+		`"event":{"id":"a1b2c3d4-s1-3","name":"purchase","session":"a1b2c3d4-s1","time":"2026-11-22T10:00:00.123456Z","received_at":"2026-11-22T10:00:00.123456Z",` +
+		`"platform":"ios","app_version":"2.3.0","device_ids":["d-0123456789abcdef01234567"],"params":{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx","screen":"home"},` +
+		`"ip":"10.1.2.3","user_agent":"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"}}}`)
+	s := &subscribers{rec: newRecorder(), log: nil}
+	sb := &sub{hot: true}
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	now := time.Now().UnixMicro()
+	for b.Loop() {
+		sb.last = 0
+		s.handle(sb, frame, now)
+	}
+	if s.st.items.Load() == 0 {
+		b.Fatal("no item handled")
+	}
+}

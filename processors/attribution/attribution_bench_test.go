@@ -1,0 +1,151 @@
+package attribution_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/processors/attribution"
+	"github.com/livetab/livetab/topics"
+)
+
+// The attribution processor's per-message work in goka's tester, for `go
+// test -bench . -benchmem ./processors/attribution`: a hit loops to each
+// of its match keys (click id, fingerprint, device id), an install to its
+// app session and its match keys, and a click-id match decides at once.
+
+var benchT0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func benchRequest(i int) *livetabv1.Request {
+	return &livetabv1.Request{
+		Ip:        fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255),
+		UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+		Os:        "ios", OsVersion: "17.4", Device: "iphone", Browser: "safari",
+	}
+}
+
+func benchHit(i int) *livetabv1.Hit {
+	us := benchT0.Add(time.Duration(i) * time.Millisecond).UnixMicro()
+	return &livetabv1.Hit{
+		Id: fmt.Sprintf("hit-%d", i), Account: "acct-0001", Link: "go", Campaign: "spring", ClickId: fmt.Sprintf("click-%d", i),
+		Session: fmt.Sprintf("web-%d", i), ReceivedUs: us, Request: benchRequest(i), Destination: "https://apps.example.com/app/id123",
+		Platform: livetabv1.Platform_PLATFORM_IOS, DeepLink: "benchapp://promo/42",
+	}
+}
+
+func benchInstall(i int) *livetabv1.Event {
+	us := benchT0.Add(time.Duration(i)*time.Millisecond + time.Minute).UnixMicro()
+	return &livetabv1.Event{
+		Id: fmt.Sprintf("app-%d-0", i), Account: "acct-0001", Session: fmt.Sprintf("app-%d", i), Name: "install",
+		TimeUs: us, ReceivedUs: us, Platform: livetabv1.Platform_PLATFORM_IOS, AppVersion: "2.3.0",
+		ClickId: fmt.Sprintf("click-%d", i), Request: benchRequest(i),
+	}
+}
+
+func benchStart(b *testing.B) *tester.Tester {
+	tt := tester.New(b)
+	p, err := goka.NewProcessor(nil, attribution.NewGraph(attribution.Options{}), goka.WithTester(tt), goka.WithLogger(log.New(io.Discard, "", 0)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("processor: %v", err)
+		}
+	})
+	return tt
+}
+
+// benchClear empties the tables every 500 iterations, timer stopped: the
+// tester's in-memory storage re-sorts its keys on every new key, which
+// would otherwise make the benchmark measure the tester.
+func benchClear(b *testing.B, tt *tester.Tester, i int) {
+	if i%500 == 499 {
+		b.StopTimer()
+		tt.ClearValues()
+		b.StartTimer()
+	}
+}
+
+func benchConsume(b *testing.B, tt *tester.Tester, topic goka.Stream, key string, m proto.Message) {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tt.Consume(string(topic), key, data, tester.WithTime(benchT0))
+}
+
+// BenchmarkProcessorHit is one hit: decoded, looped to its click-id and
+// fingerprint keys, each of which stores it and schedules its clean-up.
+// The spacing of the hits' receive times is the traffic's rate: timers
+// are kept in per-second buckets, so at 1,000 hits/s a bucket collects
+// the keys of a thousand hits.
+func BenchmarkProcessorHit(b *testing.B) {
+	for _, spacing := range []time.Duration{time.Millisecond, time.Second} {
+		b.Run("spacing="+spacing.String(), func(b *testing.B) {
+			tt := benchStart(b)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				h := benchHit(i)
+				h.ReceivedUs = benchT0.Add(time.Duration(i) * spacing).UnixMicro()
+				benchConsume(b, tt, topics.Hits, h.Session, h)
+				benchClear(b, tt, i)
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkProcessorClickInstall is a visitor who clicks and installs: the
+// hit, then the install carrying its click id, which converts at once.
+func BenchmarkProcessorClickInstall(b *testing.B) {
+	tt := benchStart(b)
+	conversions := tt.NewQueueTracker(string(topics.Conversions))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		h, e := benchHit(i), benchInstall(i)
+		benchConsume(b, tt, topics.Hits, h.Session, h)
+		benchConsume(b, tt, topics.Events, e.Session, e)
+		benchClear(b, tt, i)
+		i++
+	}
+	b.StopTimer()
+	n := 0
+	for {
+		if _, _, ok := conversions.NextRaw(); !ok {
+			break
+		}
+		n++
+	}
+	if n != i {
+		b.Fatalf("%d conversions for %d click-id installs", n, i)
+	}
+}
+
+// BenchmarkProcessorInAppEvent is an event that is not install-like: the
+// processor only decodes it.
+func BenchmarkProcessorInAppEvent(b *testing.B) {
+	tt := benchStart(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		e := benchInstall(i)
+		e.Name, e.Id, e.ClickId = "purchase", fmt.Sprintf("app-%d-1", i), ""
+		benchConsume(b, tt, topics.Events, e.Session, e)
+		i++
+	}
+}

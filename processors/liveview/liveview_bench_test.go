@@ -1,0 +1,149 @@
+package liveview_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livetab/livetab/codecs"
+	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/processors/liveview"
+	"github.com/livetab/livetab/topics"
+)
+
+// The liveview processor's per-item work, for `go test -bench . -benchmem
+// ./processors/liveview`. Every item loops to its account, whose state (the
+// newest liveview.MaxItems items, counters, pending marks) goka decodes
+// from the table, the callback changes and goka encodes and writes back
+// (local storage and the table topic) — so the cost of one item grows
+// with the size of an account's state, not with the item.
+
+const benchNowUs = int64(1_790_000_000_000_000)
+
+func benchEvent(i int) *livetabv1.Event {
+	return &livetabv1.Event{
+		Id: fmt.Sprintf("run-s%d-%d", i/20, i%20), Account: "acct-0001", Session: fmt.Sprintf("run-s%d", i/20), Name: "purchase",
+		TimeUs: benchNowUs + int64(i), ReceivedUs: benchNowUs + int64(i), Platform: livetabv1.Platform_PLATFORM_IOS, AppVersion: "2.3.0",
+		DeviceIds: []string{"d-0123456789abcdef01234567"},
+		Params:    map[string]string{"screen": "home", "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+		Request: &livetabv1.Request{Ip: "10.1.2.3", UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+			Os: "ios", OsVersion: "17.4", Device: "iphone"},
+	}
+}
+
+func benchInput(i int) *livetabv1.ViewInput {
+	return &livetabv1.ViewInput{Item: &livetabv1.ViewInput_Event{Event: benchEvent(i)}}
+}
+
+// benchFullAccount is an account whose state holds MaxItems items.
+func benchFullAccount() *livetabv1.AccountState {
+	st := &livetabv1.AccountState{}
+	for i := range liveview.MaxItems {
+		liveview.Apply(st, benchInput(i), benchNowUs)
+	}
+	return st
+}
+
+// BenchmarkApply is the pure part: one new event on a full account.
+func BenchmarkApply(b *testing.B) {
+	st := benchFullAccount()
+	ins := make([]*livetabv1.ViewInput, 1024)
+	for i := range ins {
+		ins[i] = benchInput(1_000_000 + i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if len(liveview.Apply(st, ins[i%len(ins)], benchNowUs)) == 0 {
+			ins[i%len(ins)] = benchInput(2_000_000 + i) // already applied: make a new one
+		}
+		i++
+	}
+}
+
+// BenchmarkLoopMessage is what the loop callback costs per item around
+// Apply: decode the account's state from its stored bytes, apply, encode
+// the state and the emitted item (goka's codec calls).
+func BenchmarkLoopMessage(b *testing.B) {
+	stored, err := codecs.AccountStateCodec{}.Encode(benchFullAccount())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		v, err := codecs.AccountStateCodec{}.Decode(stored)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := v.(*livetabv1.AccountState)
+		for _, it := range liveview.Apply(st, benchInput(1_000_000+i), benchNowUs) {
+			if _, err := proto.Marshal(it); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if stored, err = (codecs.AccountStateCodec{}).Encode(st); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	// The state goka writes back to storage and the table topic per item.
+	b.ReportMetric(float64(len(stored)), "state-bytes/op")
+}
+
+// BenchmarkProcessorEvent runs the processor in goka's tester: one event
+// on topics.Events, its loop to the account, the table write and the
+// emitted view item, on an account whose state is full.
+func BenchmarkProcessorEvent(b *testing.B) {
+	tt := tester.New(b)
+	p, err := goka.NewProcessor(nil, liveview.NewGraph(liveview.Options{Now: func() time.Time { return time.UnixMicro(benchNowUs) }}),
+		goka.WithTester(tt), goka.WithLogger(log.New(io.Discard, "", 0)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("processor: %v", err)
+		}
+	}()
+	consume := func(i int) {
+		e := benchEvent(i)
+		data, err := proto.Marshal(e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tt.Consume(string(topics.Events), e.Session, data)
+	}
+	for i := range liveview.MaxItems {
+		consume(i)
+	}
+	view := tt.NewQueueTracker(string(topics.View))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		consume(1_000_000 + i)
+		i++
+	}
+	b.StopTimer()
+	n := 0
+	for {
+		if _, _, ok := view.NextRaw(); !ok {
+			break
+		}
+		n++
+	}
+	if n != i {
+		b.Fatalf("%d view items for %d events", n, i)
+	}
+}
