@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -78,7 +79,11 @@ func writeChart(path string, res *Result) error {
 		return err
 	}
 	plots := [][]*plot.Plot{{lat}, {thr}, {cpu}, {mem}}
-	img := vgimg.New(12*vg.Inch, 14*vg.Inch)
+	// A run without subscribers (restart) has no latency to draw.
+	if !slices.ContainsFunc(res.Series, func(p Point) bool { return p.Count > 0 }) {
+		plots = plots[1:]
+	}
+	img := vgimg.New(12*vg.Inch, vg.Length(3.5*float64(len(plots)))*vg.Inch)
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadTop: vg.Points(8), PadBottom: vg.Points(8), PadLeft: vg.Points(8), PadRight: vg.Points(12), PadY: vg.Points(16)}
 	canvases := plot.Align(plots, tiles, dc)

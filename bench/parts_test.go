@@ -356,7 +356,7 @@ func TestLastLineWriter(t *testing.T) {
 func TestWriteChart(t *testing.T) {
 	res := &Result{Scenario: "test"}
 	for i := range 10 {
-		res.Series = append(res.Series, Point{T: float64(i), P50: 1, P99: float64(i), Max: 20, Events: 100, Hits: 10, Deliveries: 110, SUTCPU: 50, SUTRSSMB: 100, Lag: 10})
+		res.Series = append(res.Series, Point{T: float64(i), Count: 100, P50: 1, P99: float64(i), Max: 20, Events: 100, Hits: 10, Deliveries: 110, SUTCPU: 50, SUTRSSMB: 100, Lag: 10})
 	}
 	path := filepath.Join(t.TempDir(), "chart.png")
 	if err := writeChart(path, res); err != nil {
