@@ -284,19 +284,8 @@ func (c *Collector) putLink(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Collector) deleteLink(w http.ResponseWriter, r *http.Request) {
-	if !c.authorize(w, r, r.PathValue("account"), true) {
-		return
-	}
-	account, slug, ok := linkPath(w, r, true)
+	account, slug, _, ok := c.existingLink(w, r, true)
 	if !ok {
-		return
-	}
-	l, ok := c.readLink(w, topics.LinkKey(account, slug))
-	if !ok {
-		return
-	}
-	if l == nil {
-		writeError(w, http.StatusNotFound, "link not found")
 		return
 	}
 	if !c.writeLink(w, r, account, slug, nil) {
@@ -331,22 +320,29 @@ func (c *Collector) writeLink(w http.ResponseWriter, r *http.Request, account, s
 }
 
 func (c *Collector) getLink(w http.ResponseWriter, r *http.Request) {
-	if !c.authorize(w, r, r.PathValue("account"), false) {
-		return
+	if _, _, l, ok := c.existingLink(w, r, false); ok {
+		writeJSON(w, http.StatusOK, toJSON(l))
 	}
-	account, slug, ok := linkPath(w, r, true)
-	if !ok {
-		return
+}
+
+// existingLink authorizes the request (admin for writes), checks its path
+// and reads the link it names. It answers failures itself, 404 included,
+// and reports whether the caller may go on.
+func (c *Collector) existingLink(w http.ResponseWriter, r *http.Request, admin bool) (account, slug string, l *livetabv1.Link, ok bool) {
+	if !c.authorize(w, r, r.PathValue("account"), admin) {
+		return "", "", nil, false
 	}
-	l, ok := c.readLink(w, topics.LinkKey(account, slug))
-	if !ok {
-		return
+	if account, slug, ok = linkPath(w, r, true); !ok {
+		return "", "", nil, false
+	}
+	if l, ok = c.readLink(w, topics.LinkKey(account, slug)); !ok {
+		return "", "", nil, false
 	}
 	if l == nil {
 		writeError(w, http.StatusNotFound, "link not found")
-		return
+		return "", "", nil, false
 	}
-	writeJSON(w, http.StatusOK, toJSON(l))
+	return account, slug, l, true
 }
 
 func (c *Collector) listLinks(w http.ResponseWriter, r *http.Request) {
