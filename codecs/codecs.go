@@ -73,6 +73,7 @@ type (
 	EventCodec            = Proto[livetabv1.Event, *livetabv1.Event]
 	ConversionCodec       = Proto[livetabv1.Conversion, *livetabv1.Conversion]
 	TimelineCodec         = Proto[livetabv1.Timeline, *livetabv1.Timeline]
+	SessionsInputCodec    = Proto[livetabv1.SessionsInput, *livetabv1.SessionsInput]
 	AttributionInputCodec = Proto[livetabv1.AttributionInput, *livetabv1.AttributionInput]
 	ViewItemCodec         = Proto[livetabv1.ViewItem, *livetabv1.ViewItem]
 	ViewInputCodec        = Proto[livetabv1.ViewInput, *livetabv1.ViewInput]

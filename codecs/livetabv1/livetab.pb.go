@@ -915,6 +915,11 @@ type Timeline struct {
 	Entries       []*TimelineEntry       `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
 	PairedSession string                 `protobuf:"bytes,4,opt,name=paired_session,json=pairedSession,proto3" json:"paired_session,omitempty"`
 	Conversion    *Conversion            `protobuf:"bytes,5,opt,name=conversion,proto3" json:"conversion,omitempty"`
+	// How many chunks of older entries the session has sealed: a session's
+	// value holds its newest entries (the open chunk), and every full chunk is
+	// stored once under its own key (processors/sessions.ChunkKey) as a
+	// Timeline with only session, account and entries.
+	Chunks        uint32 `protobuf:"varint,6,opt,name=chunks,proto3" json:"chunks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -984,6 +989,115 @@ func (x *Timeline) GetConversion() *Conversion {
 	return nil
 }
 
+func (x *Timeline) GetChunks() uint32 {
+	if x != nil {
+		return x.Chunks
+	}
+	return 0
+}
+
+// SessionsInput is the sessions processor's loopback message.
+type SessionsInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Item:
+	//
+	//	*SessionsInput_Conversion
+	//	*SessionsInput_Chunk
+	//	*SessionsInput_Drop
+	Item          isSessionsInput_Item `protobuf_oneof:"item"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionsInput) Reset() {
+	*x = SessionsInput{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionsInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionsInput) ProtoMessage() {}
+
+func (x *SessionsInput) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionsInput.ProtoReflect.Descriptor instead.
+func (*SessionsInput) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SessionsInput) GetItem() isSessionsInput_Item {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *SessionsInput) GetConversion() *Conversion {
+	if x != nil {
+		if x, ok := x.Item.(*SessionsInput_Conversion); ok {
+			return x.Conversion
+		}
+	}
+	return nil
+}
+
+func (x *SessionsInput) GetChunk() *Timeline {
+	if x != nil {
+		if x, ok := x.Item.(*SessionsInput_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *SessionsInput) GetDrop() bool {
+	if x != nil {
+		if x, ok := x.Item.(*SessionsInput_Drop); ok {
+			return x.Drop
+		}
+	}
+	return false
+}
+
+type isSessionsInput_Item interface {
+	isSessionsInput_Item()
+}
+
+type SessionsInput_Conversion struct {
+	// Pair the hit session (the key) with the conversion's app session.
+	Conversion *Conversion `protobuf:"bytes,1,opt,name=conversion,proto3,oneof"`
+}
+
+type SessionsInput_Chunk struct {
+	// Store a sealed chunk under its key (the key).
+	Chunk *Timeline `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+type SessionsInput_Drop struct {
+	// Delete the chunk (the key): its session holds too many.
+	Drop bool `protobuf:"varint,3,opt,name=drop,proto3,oneof"`
+}
+
+func (*SessionsInput_Conversion) isSessionsInput_Item() {}
+
+func (*SessionsInput_Chunk) isSessionsInput_Item() {}
+
+func (*SessionsInput_Drop) isSessionsInput_Item() {}
+
 // AttributionInput is the attribution processor's loopback message: a hit
 // or an install-like event re-keyed by a match key (or, for the event, by
 // its app-session key), a candidate sent by a match key to an app-session
@@ -1003,7 +1117,7 @@ type AttributionInput struct {
 
 func (x *AttributionInput) Reset() {
 	*x = AttributionInput{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1129,7 @@ func (x *AttributionInput) String() string {
 func (*AttributionInput) ProtoMessage() {}
 
 func (x *AttributionInput) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1142,7 @@ func (x *AttributionInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributionInput.ProtoReflect.Descriptor instead.
 func (*AttributionInput) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{7}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AttributionInput) GetItem() isAttributionInput_Item {
@@ -1121,7 +1235,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1247,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1260,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{8}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Candidate) GetMethod() MatchMethod {
@@ -1199,7 +1313,7 @@ type MatchState struct {
 
 func (x *MatchState) Reset() {
 	*x = MatchState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1325,7 @@ func (x *MatchState) String() string {
 func (*MatchState) ProtoMessage() {}
 
 func (x *MatchState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1338,7 @@ func (x *MatchState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchState.ProtoReflect.Descriptor instead.
 func (*MatchState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{9}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MatchState) GetHits() []*Hit {
@@ -1267,7 +1381,7 @@ type AppSessionState struct {
 
 func (x *AppSessionState) Reset() {
 	*x = AppSessionState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1393,7 @@ func (x *AppSessionState) String() string {
 func (*AppSessionState) ProtoMessage() {}
 
 func (x *AppSessionState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1406,7 @@ func (x *AppSessionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppSessionState.ProtoReflect.Descriptor instead.
 func (*AppSessionState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{10}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AppSessionState) GetInstall() *Event {
@@ -1346,7 +1460,7 @@ type AttributionState struct {
 
 func (x *AttributionState) Reset() {
 	*x = AttributionState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1472,7 @@ func (x *AttributionState) String() string {
 func (*AttributionState) ProtoMessage() {}
 
 func (x *AttributionState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1485,7 @@ func (x *AttributionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributionState.ProtoReflect.Descriptor instead.
 func (*AttributionState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{11}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AttributionState) GetState() isAttributionState_State {
@@ -1441,7 +1555,7 @@ type Tick struct {
 
 func (x *Tick) Reset() {
 	*x = Tick{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1567,7 @@ func (x *Tick) String() string {
 func (*Tick) ProtoMessage() {}
 
 func (x *Tick) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1580,7 @@ func (x *Tick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tick.ProtoReflect.Descriptor instead.
 func (*Tick) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{12}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Tick) GetTimeUs() int64 {
@@ -1492,7 +1606,7 @@ type Timer struct {
 
 func (x *Timer) Reset() {
 	*x = Timer{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1618,7 @@ func (x *Timer) String() string {
 func (*Timer) ProtoMessage() {}
 
 func (x *Timer) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1631,7 @@ func (x *Timer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timer.ProtoReflect.Descriptor instead.
 func (*Timer) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{13}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Timer) GetOp() isTimer_Op {
@@ -1606,7 +1720,7 @@ type TimerSchedule struct {
 
 func (x *TimerSchedule) Reset() {
 	*x = TimerSchedule{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1732,7 @@ func (x *TimerSchedule) String() string {
 func (*TimerSchedule) ProtoMessage() {}
 
 func (x *TimerSchedule) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1745,7 @@ func (x *TimerSchedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerSchedule.ProtoReflect.Descriptor instead.
 func (*TimerSchedule) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{14}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TimerSchedule) GetKey() string {
@@ -1662,7 +1776,7 @@ type TimerState struct {
 
 func (x *TimerState) Reset() {
 	*x = TimerState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1788,7 @@ func (x *TimerState) String() string {
 func (*TimerState) ProtoMessage() {}
 
 func (x *TimerState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1801,7 @@ func (x *TimerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerState.ProtoReflect.Descriptor instead.
 func (*TimerState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{15}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TimerState) GetLastTickUs() int64 {
@@ -1724,7 +1838,7 @@ type ConvertedWith struct {
 
 func (x *ConvertedWith) Reset() {
 	*x = ConvertedWith{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1850,7 @@ func (x *ConvertedWith) String() string {
 func (*ConvertedWith) ProtoMessage() {}
 
 func (x *ConvertedWith) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1863,7 @@ func (x *ConvertedWith) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvertedWith.ProtoReflect.Descriptor instead.
 func (*ConvertedWith) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{16}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConvertedWith) GetSession() string {
@@ -1792,7 +1906,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +1918,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +1931,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{17}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Counters) GetHits() uint64 {
@@ -1870,7 +1984,7 @@ type ViewItem struct {
 
 func (x *ViewItem) Reset() {
 	*x = ViewItem{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1882,7 +1996,7 @@ func (x *ViewItem) String() string {
 func (*ViewItem) ProtoMessage() {}
 
 func (x *ViewItem) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1895,7 +2009,7 @@ func (x *ViewItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewItem.ProtoReflect.Descriptor instead.
 func (*ViewItem) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{18}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ViewItem) GetCursor() uint64 {
@@ -2026,7 +2140,7 @@ type ViewInput struct {
 
 func (x *ViewInput) Reset() {
 	*x = ViewInput{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2152,7 @@ func (x *ViewInput) String() string {
 func (*ViewInput) ProtoMessage() {}
 
 func (x *ViewInput) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2165,7 @@ func (x *ViewInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewInput.ProtoReflect.Descriptor instead.
 func (*ViewInput) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{19}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ViewInput) GetItem() isViewInput_Item {
@@ -2115,18 +2229,23 @@ type AccountState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Cursor of the newest item.
 	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	// The newest items, oldest first, at most 100.
+	// The items a conversion may still mark: install-like event items among
+	// the newest 100 cursors, oldest first. Other items live on the view
+	// topic only.
 	Items    []*ViewItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
 	Counters *Counters   `protobuf:"bytes,3,opt,name=counters,proto3" json:"counters,omitempty"`
 	// Conversions whose event item has not arrived yet.
-	PendingMarks  []*Conversion `protobuf:"bytes,4,rep,name=pending_marks,json=pendingMarks,proto3" json:"pending_marks,omitempty"`
+	PendingMarks []*Conversion `protobuf:"bytes,4,rep,name=pending_marks,json=pendingMarks,proto3" json:"pending_marks,omitempty"`
+	// Fingerprints of the newest 100 items (a 64-bit hash of kind and payload
+	// id), oldest first, so that a redelivered input emits nothing.
+	Recent        []uint64 `protobuf:"fixed64,5,rep,packed,name=recent,proto3" json:"recent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AccountState) Reset() {
 	*x = AccountState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2257,7 @@ func (x *AccountState) String() string {
 func (*AccountState) ProtoMessage() {}
 
 func (x *AccountState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2270,7 @@ func (x *AccountState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountState.ProtoReflect.Descriptor instead.
 func (*AccountState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{20}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AccountState) GetSeq() uint64 {
@@ -2182,6 +2301,13 @@ func (x *AccountState) GetPendingMarks() []*Conversion {
 	return nil
 }
 
+func (x *AccountState) GetRecent() []uint64 {
+	if x != nil {
+		return x.Recent
+	}
+	return nil
+}
+
 // Link is a short link of an account, the value of the links topic.
 type Link struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -2201,7 +2327,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2339,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2352,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{21}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Link) GetAccount() string {
@@ -2380,7 +2506,7 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\rTimelineEntry\x12#\n" +
 	"\x03hit\x18\x01 \x01(\v2\x0f.livetab.v1.HitH\x00R\x03hit\x12)\n" +
 	"\x05event\x18\x02 \x01(\v2\x11.livetab.v1.EventH\x00R\x05eventB\x06\n" +
-	"\x04item\"\xd2\x01\n" +
+	"\x04item\"\xea\x01\n" +
 	"\bTimeline\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x123\n" +
@@ -2388,7 +2514,15 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\x0epaired_session\x18\x04 \x01(\tR\rpairedSession\x126\n" +
 	"\n" +
 	"conversion\x18\x05 \x01(\v2\x16.livetab.v1.ConversionR\n" +
-	"conversion\"\xcc\x01\n" +
+	"conversion\x12\x16\n" +
+	"\x06chunks\x18\x06 \x01(\rR\x06chunks\"\x95\x01\n" +
+	"\rSessionsInput\x128\n" +
+	"\n" +
+	"conversion\x18\x01 \x01(\v2\x16.livetab.v1.ConversionH\x00R\n" +
+	"conversion\x12,\n" +
+	"\x05chunk\x18\x02 \x01(\v2\x14.livetab.v1.TimelineH\x00R\x05chunk\x12\x14\n" +
+	"\x04drop\x18\x03 \x01(\bH\x00R\x04dropB\x06\n" +
+	"\x04item\"\xcc\x01\n" +
 	"\x10AttributionInput\x12#\n" +
 	"\x03hit\x18\x01 \x01(\v2\x0f.livetab.v1.HitH\x00R\x03hit\x12)\n" +
 	"\x05event\x18\x02 \x01(\v2\x11.livetab.v1.EventH\x00R\x05event\x125\n" +
@@ -2475,12 +2609,13 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\n" +
 	"conversion\x18\x03 \x01(\v2\x16.livetab.v1.ConversionH\x00R\n" +
 	"conversionB\x06\n" +
-	"\x04item\"\xbb\x01\n" +
+	"\x04item\"\xd3\x01\n" +
 	"\fAccountState\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
 	"\x05items\x18\x02 \x03(\v2\x14.livetab.v1.ViewItemR\x05items\x120\n" +
 	"\bcounters\x18\x03 \x01(\v2\x14.livetab.v1.CountersR\bcounters\x12;\n" +
-	"\rpending_marks\x18\x04 \x03(\v2\x16.livetab.v1.ConversionR\fpendingMarks\"\xc3\x02\n" +
+	"\rpending_marks\x18\x04 \x03(\v2\x16.livetab.v1.ConversionR\fpendingMarks\x12\x16\n" +
+	"\x06recent\x18\x05 \x03(\x06R\x06recent\"\xc3\x02\n" +
 	"\x04Link\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12 \n" +
@@ -2526,7 +2661,7 @@ func file_livetab_v1_livetab_proto_rawDescGZIP() []byte {
 }
 
 var file_livetab_v1_livetab_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_livetab_v1_livetab_proto_goTypes = []any{
 	(Platform)(0),            // 0: livetab.v1.Platform
 	(MatchMethod)(0),         // 1: livetab.v1.MatchMethod
@@ -2538,31 +2673,32 @@ var file_livetab_v1_livetab_proto_goTypes = []any{
 	(*Conversion)(nil),       // 7: livetab.v1.Conversion
 	(*TimelineEntry)(nil),    // 8: livetab.v1.TimelineEntry
 	(*Timeline)(nil),         // 9: livetab.v1.Timeline
-	(*AttributionInput)(nil), // 10: livetab.v1.AttributionInput
-	(*Candidate)(nil),        // 11: livetab.v1.Candidate
-	(*MatchState)(nil),       // 12: livetab.v1.MatchState
-	(*AppSessionState)(nil),  // 13: livetab.v1.AppSessionState
-	(*AttributionState)(nil), // 14: livetab.v1.AttributionState
-	(*Tick)(nil),             // 15: livetab.v1.Tick
-	(*Timer)(nil),            // 16: livetab.v1.Timer
-	(*TimerSchedule)(nil),    // 17: livetab.v1.TimerSchedule
-	(*TimerState)(nil),       // 18: livetab.v1.TimerState
-	(*ConvertedWith)(nil),    // 19: livetab.v1.ConvertedWith
-	(*Counters)(nil),         // 20: livetab.v1.Counters
-	(*ViewItem)(nil),         // 21: livetab.v1.ViewItem
-	(*ViewInput)(nil),        // 22: livetab.v1.ViewInput
-	(*AccountState)(nil),     // 23: livetab.v1.AccountState
-	(*Link)(nil),             // 24: livetab.v1.Link
-	nil,                      // 25: livetab.v1.Request.ParamsEntry
-	nil,                      // 26: livetab.v1.Event.ParamsEntry
-	nil,                      // 27: livetab.v1.Link.TagsEntry
+	(*SessionsInput)(nil),    // 10: livetab.v1.SessionsInput
+	(*AttributionInput)(nil), // 11: livetab.v1.AttributionInput
+	(*Candidate)(nil),        // 12: livetab.v1.Candidate
+	(*MatchState)(nil),       // 13: livetab.v1.MatchState
+	(*AppSessionState)(nil),  // 14: livetab.v1.AppSessionState
+	(*AttributionState)(nil), // 15: livetab.v1.AttributionState
+	(*Tick)(nil),             // 16: livetab.v1.Tick
+	(*Timer)(nil),            // 17: livetab.v1.Timer
+	(*TimerSchedule)(nil),    // 18: livetab.v1.TimerSchedule
+	(*TimerState)(nil),       // 19: livetab.v1.TimerState
+	(*ConvertedWith)(nil),    // 20: livetab.v1.ConvertedWith
+	(*Counters)(nil),         // 21: livetab.v1.Counters
+	(*ViewItem)(nil),         // 22: livetab.v1.ViewItem
+	(*ViewInput)(nil),        // 23: livetab.v1.ViewInput
+	(*AccountState)(nil),     // 24: livetab.v1.AccountState
+	(*Link)(nil),             // 25: livetab.v1.Link
+	nil,                      // 26: livetab.v1.Request.ParamsEntry
+	nil,                      // 27: livetab.v1.Event.ParamsEntry
+	nil,                      // 28: livetab.v1.Link.TagsEntry
 }
 var file_livetab_v1_livetab_proto_depIdxs = []int32{
-	25, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
+	26, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
 	3,  // 1: livetab.v1.Hit.request:type_name -> livetab.v1.Request
 	0,  // 2: livetab.v1.Hit.platform:type_name -> livetab.v1.Platform
 	0,  // 3: livetab.v1.Event.platform:type_name -> livetab.v1.Platform
-	26, // 4: livetab.v1.Event.params:type_name -> livetab.v1.Event.ParamsEntry
+	27, // 4: livetab.v1.Event.params:type_name -> livetab.v1.Event.ParamsEntry
 	3,  // 5: livetab.v1.Event.request:type_name -> livetab.v1.Request
 	5,  // 6: livetab.v1.EventBatch.events:type_name -> livetab.v1.Event
 	1,  // 7: livetab.v1.Conversion.method:type_name -> livetab.v1.MatchMethod
@@ -2570,41 +2706,43 @@ var file_livetab_v1_livetab_proto_depIdxs = []int32{
 	5,  // 9: livetab.v1.TimelineEntry.event:type_name -> livetab.v1.Event
 	8,  // 10: livetab.v1.Timeline.entries:type_name -> livetab.v1.TimelineEntry
 	7,  // 11: livetab.v1.Timeline.conversion:type_name -> livetab.v1.Conversion
-	4,  // 12: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
-	5,  // 13: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
-	11, // 14: livetab.v1.AttributionInput.candidate:type_name -> livetab.v1.Candidate
-	16, // 15: livetab.v1.AttributionInput.timer:type_name -> livetab.v1.Timer
-	1,  // 16: livetab.v1.Candidate.method:type_name -> livetab.v1.MatchMethod
-	4,  // 17: livetab.v1.Candidate.hit:type_name -> livetab.v1.Hit
-	5,  // 18: livetab.v1.Candidate.event:type_name -> livetab.v1.Event
-	4,  // 19: livetab.v1.MatchState.hits:type_name -> livetab.v1.Hit
-	5,  // 20: livetab.v1.MatchState.installs:type_name -> livetab.v1.Event
-	5,  // 21: livetab.v1.AppSessionState.install:type_name -> livetab.v1.Event
-	11, // 22: livetab.v1.AppSessionState.candidates:type_name -> livetab.v1.Candidate
-	7,  // 23: livetab.v1.AppSessionState.conversion:type_name -> livetab.v1.Conversion
-	12, // 24: livetab.v1.AttributionState.match:type_name -> livetab.v1.MatchState
-	13, // 25: livetab.v1.AttributionState.app:type_name -> livetab.v1.AppSessionState
-	18, // 26: livetab.v1.AttributionState.timer:type_name -> livetab.v1.TimerState
-	17, // 27: livetab.v1.Timer.schedule:type_name -> livetab.v1.TimerSchedule
-	1,  // 28: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
-	2,  // 29: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
-	19, // 30: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
-	20, // 31: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
-	4,  // 32: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
-	5,  // 33: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
-	7,  // 34: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
-	4,  // 35: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
-	5,  // 36: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
-	7,  // 37: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
-	21, // 38: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
-	20, // 39: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
-	7,  // 40: livetab.v1.AccountState.pending_marks:type_name -> livetab.v1.Conversion
-	27, // 41: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	7,  // 12: livetab.v1.SessionsInput.conversion:type_name -> livetab.v1.Conversion
+	9,  // 13: livetab.v1.SessionsInput.chunk:type_name -> livetab.v1.Timeline
+	4,  // 14: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
+	5,  // 15: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
+	12, // 16: livetab.v1.AttributionInput.candidate:type_name -> livetab.v1.Candidate
+	17, // 17: livetab.v1.AttributionInput.timer:type_name -> livetab.v1.Timer
+	1,  // 18: livetab.v1.Candidate.method:type_name -> livetab.v1.MatchMethod
+	4,  // 19: livetab.v1.Candidate.hit:type_name -> livetab.v1.Hit
+	5,  // 20: livetab.v1.Candidate.event:type_name -> livetab.v1.Event
+	4,  // 21: livetab.v1.MatchState.hits:type_name -> livetab.v1.Hit
+	5,  // 22: livetab.v1.MatchState.installs:type_name -> livetab.v1.Event
+	5,  // 23: livetab.v1.AppSessionState.install:type_name -> livetab.v1.Event
+	12, // 24: livetab.v1.AppSessionState.candidates:type_name -> livetab.v1.Candidate
+	7,  // 25: livetab.v1.AppSessionState.conversion:type_name -> livetab.v1.Conversion
+	13, // 26: livetab.v1.AttributionState.match:type_name -> livetab.v1.MatchState
+	14, // 27: livetab.v1.AttributionState.app:type_name -> livetab.v1.AppSessionState
+	19, // 28: livetab.v1.AttributionState.timer:type_name -> livetab.v1.TimerState
+	18, // 29: livetab.v1.Timer.schedule:type_name -> livetab.v1.TimerSchedule
+	1,  // 30: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
+	2,  // 31: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
+	20, // 32: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
+	21, // 33: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
+	4,  // 34: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
+	5,  // 35: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
+	7,  // 36: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
+	4,  // 37: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
+	5,  // 38: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
+	7,  // 39: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
+	22, // 40: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
+	21, // 41: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
+	7,  // 42: livetab.v1.AccountState.pending_marks:type_name -> livetab.v1.Conversion
+	28, // 43: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_livetab_v1_livetab_proto_init() }
@@ -2617,28 +2755,33 @@ func file_livetab_v1_livetab_proto_init() {
 		(*TimelineEntry_Event)(nil),
 	}
 	file_livetab_v1_livetab_proto_msgTypes[7].OneofWrappers = []any{
+		(*SessionsInput_Conversion)(nil),
+		(*SessionsInput_Chunk)(nil),
+		(*SessionsInput_Drop)(nil),
+	}
+	file_livetab_v1_livetab_proto_msgTypes[8].OneofWrappers = []any{
 		(*AttributionInput_Hit)(nil),
 		(*AttributionInput_Event)(nil),
 		(*AttributionInput_Candidate)(nil),
 		(*AttributionInput_Timer)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[11].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[12].OneofWrappers = []any{
 		(*AttributionState_Match)(nil),
 		(*AttributionState_App)(nil),
 		(*AttributionState_Timer)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[13].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[14].OneofWrappers = []any{
 		(*Timer_Schedule)(nil),
 		(*Timer_RegisterSecond)(nil),
 		(*Timer_FireUs)(nil),
 		(*Timer_ExpireUs)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[18].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[19].OneofWrappers = []any{
 		(*ViewItem_Hit)(nil),
 		(*ViewItem_Event)(nil),
 		(*ViewItem_Conversion)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[19].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[20].OneofWrappers = []any{
 		(*ViewInput_Hit)(nil),
 		(*ViewInput_Event)(nil),
 		(*ViewInput_Conversion)(nil),
@@ -2649,7 +2792,7 @@ func file_livetab_v1_livetab_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_livetab_v1_livetab_proto_rawDesc), len(file_livetab_v1_livetab_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
