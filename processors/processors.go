@@ -83,8 +83,9 @@ type Processors struct {
 }
 
 type named struct {
-	name string
-	p    *goka.Processor
+	name  string
+	table string
+	p     *goka.Processor
 }
 
 // New builds the three goka processors (sessions, attribution, liveview).
@@ -117,7 +118,11 @@ func New(opts Options) (*Processors, error) {
 		return nil, fmt.Errorf("processors: %w", err)
 	}
 	p := &Processors{
-		procs:    []named{{"sessions", s}, {"attribution", a}, {"liveview", l}},
+		procs: []named{
+			{"sessions", string(goka.GroupTable(sessions.Group)), s},
+			{"attribution", string(goka.GroupTable(attribution.Group)), a},
+			{"liveview", string(goka.GroupTable(liveview.Group)), l},
+		},
 		sessions: s,
 		kafka:    opts.Kafka,
 		log:      log,

@@ -292,6 +292,12 @@ func TestRunStopsAndRunsOnce(t *testing.T) {
 	if err := p.WaitReady(wctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WaitReady before Run = %v, want the context's deadline", err)
 	}
+	// Before Run no table holds a partition.
+	for _, tp := range p.Progress(context.Background()) {
+		if tp.Partitions != 0 || tp.Recovered != 0 || tp.Remaining != 0 {
+			t.Errorf("progress before Run: %+v, want nothing held", tp)
+		}
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -300,6 +306,16 @@ func TestRunStopsAndRunsOnce(t *testing.T) {
 	defer rcancel()
 	if err := p.WaitReady(rctx); err != nil {
 		t.Fatalf("WaitReady: %v", err)
+	}
+	// Ready: every table holds both partitions, recovered, nothing left.
+	progress := p.Progress(rctx)
+	if len(progress) != 3 {
+		t.Fatalf("progress of %d tables, want 3: %+v", len(progress), progress)
+	}
+	for _, tp := range progress {
+		if tp.Partitions != 2 || tp.Recovered != 2 || tp.Remaining != 0 {
+			t.Errorf("progress when ready: %+v, want 2 of 2 partitions recovered, 0 remaining", tp)
+		}
 	}
 	cancel()
 	select {

@@ -171,6 +171,7 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 	var waits []func(context.Context) error
 	var readies []func(context.Context) error
 	var closers []func() error
+	var progress []progressFunc
 
 	if opts.Parts.Collector {
 		c, err := collector.New(collector.Options{
@@ -203,6 +204,7 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 		}
 		g.Go(func() error { return wrap("processors", p.Run(gctx)) })
 		waits = append(waits, p.WaitReady)
+		progress = append(progress, p.Progress)
 	}
 	if opts.Parts.Views {
 		v, err := views.New(views.Options{
@@ -228,7 +230,7 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 		}
 	}()
 
-	err := serve(ctx, gctx, opts, mux, waits, func(url string) {
+	err := serve(ctx, gctx, opts, mux, waits, progress, func(url string) {
 		info := Info{URL: url, Brokers: brokers, Embedded: embedded != nil}
 		if opts.Demo && opts.Parts.Collector {
 			g.Go(func() error { return runDemo(gctx, info.URL, opts) })
@@ -251,13 +253,24 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 
 // serve waits for the parts, listens, and serves until ctx ends or a part
 // fails, then drains the HTTP server.
-func serve(ctx, partsCtx context.Context, opts Options, mux *http.ServeMux, waits []func(context.Context) error, ready func(url string)) error {
+func serve(ctx, partsCtx context.Context, opts Options, mux *http.ServeMux, waits []func(context.Context) error, progress []progressFunc, ready func(url string)) error {
 	// Waiting ends when a part is ready, when the caller stops, or when a
 	// part fails (g.Wait then returns that part's error).
 	waitCtx, cancel := context.WithCancel(partsCtx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
+	progressCtx, cancelProgress := context.WithCancel(waitCtx)
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		reportProgress(progressCtx, opts.Logger, progress, progressInterval)
+	}()
+	stopProgress := func() {
+		cancelProgress()
+		<-progressDone
+	}
+	defer stopProgress()
 	for _, wait := range waits {
 		if err := wait(waitCtx); err != nil {
 			if waitCtx.Err() != nil {
@@ -266,6 +279,7 @@ func serve(ctx, partsCtx context.Context, opts Options, mux *http.ServeMux, wait
 			return err
 		}
 	}
+	stopProgress()
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.Addr, err)

@@ -2,23 +2,32 @@
 // and conversion into a view item of its account and writes it to the
 // compacted topics.View, keyed by topics.ViewKey(account, cursor).
 //
-// Inputs (keyed by session) are looped back keyed by account; the group
-// table (topics.LiveviewGroup, value livetabv1.AccountState) numbers each
-// account's items, counts them and keeps the newest MaxItems, so that it can
-// mark an event item once its conversion arrives and emit it again with the
-// same cursor. The view topic alone is enough to rebuild an account's
-// newest items with their marks; the item with the highest cursor carries
-// the latest counters.
+// Inputs (keyed by session) are looped back keyed by account, as they came
+// (only their id and account are read). The group table
+// (topics.LiveviewGroup, value livetabv1.AccountState) numbers each
+// account's items and counts them, and keeps only what its decisions need,
+// so that an item costs the same whatever the account's history: the
+// fingerprints of the newest Window items, to drop redeliveries, the
+// install-like event items among them, to mark one once its conversion
+// arrives and emit it again with the same cursor, and the conversions
+// whose event has not arrived yet. The items themselves live on the view
+// topic, which alone is enough to rebuild an account's newest items with
+// their marks; the item with the highest cursor carries the latest
+// counters.
 package liveview
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
@@ -84,32 +93,88 @@ type handler struct {
 	now func() time.Time
 }
 
+// The inputs are looped to their account as they came: a ViewInput whose
+// item is a message field is, on the wire, that field's tag and length and
+// the message's own bytes, so the loop record is built around the input
+// record without decoding and encoding it again. The field numbers are
+// ViewInput's (codecs/proto/livetab/v1/livetab.proto).
+const (
+	viewInputHit        protowire.Number = 1
+	viewInputEvent      protowire.Number = 2
+	viewInputConversion protowire.Number = 3
+)
+
 func (h handler) hit(ctx goka.Context, msg any) {
-	if hit, ok := procutil.Decode[livetabv1.Hit](ctx, h.log, msg); ok {
-		h.forward(ctx, &livetabv1.ViewInput{Item: &livetabv1.ViewInput_Hit{Hit: hit}})
-	}
+	h.forward(ctx, livetabv1.Kind_KIND_HIT, viewInputHit, msg)
 }
 
 func (h handler) event(ctx goka.Context, msg any) {
-	if ev, ok := procutil.Decode[livetabv1.Event](ctx, h.log, msg); ok {
-		h.forward(ctx, &livetabv1.ViewInput{Item: &livetabv1.ViewInput_Event{Event: ev}})
-	}
+	h.forward(ctx, livetabv1.Kind_KIND_EVENT, viewInputEvent, msg)
 }
 
 func (h handler) conversion(ctx goka.Context, msg any) {
-	if c, ok := procutil.Decode[livetabv1.Conversion](ctx, h.log, msg); ok {
-		h.forward(ctx, &livetabv1.ViewInput{Item: &livetabv1.ViewInput_Conversion{Conversion: c}})
-	}
+	h.forward(ctx, livetabv1.Kind_KIND_CONVERSION, viewInputConversion, msg)
 }
 
-// forward loops in to its account.
-func (h handler) forward(ctx goka.Context, in *livetabv1.ViewInput) {
-	d := Describe(in)
-	if d.Account == "" || d.ID == "" {
-		procutil.Skip(ctx, h.log, "record without account or id", "kind", d.Kind.String(), "id", d.ID)
+// forward loops an input record (msg, raw bytes of a Hit, Event or
+// Conversion) to its account, as a ViewInput whose item is field.
+//
+// Only the record's id and account are read here; the loop decodes the
+// whole record, and skips it then if a part nested deeper does not decode.
+func (h handler) forward(ctx goka.Context, kind livetabv1.Kind, field protowire.Number, msg any) {
+	data, _ := msg.([]byte)
+	id, account, err := idAndAccount(data)
+	if err != nil {
+		procutil.Skip(ctx, h.log, "record does not decode", "kind", kind.String(), "error", err)
 		return
 	}
-	procutil.Loopback(ctx, d.Account, in)
+	if account == "" || id == "" {
+		procutil.Skip(ctx, h.log, "record without account or id", "kind", kind.String(), "id", id)
+		return
+	}
+	in := make([]byte, 0, protowire.SizeTag(field)+protowire.SizeBytes(len(data)))
+	in = protowire.AppendTag(in, field, protowire.BytesType)
+	in = protowire.AppendBytes(in, data)
+	ctx.Loopback(account, in)
+}
+
+// errNotUTF8 is the error of a string field that is not valid UTF-8, which
+// proto3 rejects.
+var errNotUTF8 = errors.New("string field is not valid UTF-8")
+
+// idAndAccount reads fields 1 (id) and 2 (account) of a Hit, Event or
+// Conversion, which all number them so, the last occurrence winning as in
+// proto.Unmarshal. It checks the record's outer framing only.
+func idAndAccount(data []byte) (id, account string, err error) {
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return "", "", fmt.Errorf("%w: %w", codecs.ErrDecode, protowire.ParseError(n))
+		}
+		data = data[n:]
+		if (num == 1 || num == 2) && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(data)
+			if n < 0 {
+				return "", "", fmt.Errorf("%w: field %d: %w", codecs.ErrDecode, num, protowire.ParseError(n))
+			}
+			if !utf8.Valid(v) {
+				return "", "", fmt.Errorf("%w: field %d: %w", codecs.ErrDecode, num, errNotUTF8)
+			}
+			if num == 1 {
+				id = string(v)
+			} else {
+				account = string(v)
+			}
+			data = data[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, data)
+		if n < 0 {
+			return "", "", fmt.Errorf("%w: field %d: %w", codecs.ErrDecode, num, protowire.ParseError(n))
+		}
+		data = data[n:]
+	}
+	return id, account, nil
 }
 
 // loop adds an input to its account's state (the key) and emits the

@@ -19,17 +19,23 @@ import (
 )
 
 // The liveview processor's per-item work, for `go test -bench . -benchmem
-// ./processors/liveview`. Every item loops to its account, whose state (the
-// newest liveview.MaxItems items, counters, pending marks) goka decodes
-// from the table, the callback changes and goka encodes and writes back
-// (local storage and the table topic) — so the cost of one item grows
-// with the size of an account's state, not with the item.
+// ./processors/liveview`. Every item loops to its account, whose state
+// (counters, the fingerprints of the newest liveview.Window items, the
+// install items among them that a conversion may mark, pending marks) goka
+// decodes from the table, the callback changes and goka encodes and writes
+// back (local storage and the table topic). The benchmarks run on an
+// account in steady state: Window items applied, one event in 20 an
+// install (each session's first).
 
 const benchNowUs = int64(1_790_000_000_000_000)
 
 func benchEvent(i int) *livetabv1.Event {
+	name := "purchase"
+	if i%20 == 0 {
+		name = "install"
+	}
 	return &livetabv1.Event{
-		Id: fmt.Sprintf("run-s%d-%d", i/20, i%20), Account: "acct-0001", Session: fmt.Sprintf("run-s%d", i/20), Name: "purchase",
+		Id: fmt.Sprintf("run-s%d-%d", i/20, i%20), Account: "acct-0001", Session: fmt.Sprintf("run-s%d", i/20), Name: name,
 		TimeUs: benchNowUs + int64(i), ReceivedUs: benchNowUs + int64(i), Platform: livetabv1.Platform_PLATFORM_IOS, AppVersion: "2.3.0",
 		DeviceIds: []string{"d-0123456789abcdef01234567"},
 		Params:    map[string]string{"screen": "home", "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
@@ -42,18 +48,37 @@ func benchInput(i int) *livetabv1.ViewInput {
 	return &livetabv1.ViewInput{Item: &livetabv1.ViewInput_Event{Event: benchEvent(i)}}
 }
 
-// benchFullAccount is an account whose state holds MaxItems items.
-func benchFullAccount() *livetabv1.AccountState {
+// benchFullAccount is an account in steady state: Window items applied,
+// and pending conversions whose events never come.
+func benchFullAccount(pending int) *livetabv1.AccountState {
 	st := &livetabv1.AccountState{}
-	for i := range liveview.MaxItems {
+	for i := range pending {
+		e := benchEvent(-20 * (i + 1))
+		liveview.Apply(st, &livetabv1.ViewInput{Item: &livetabv1.ViewInput_Conversion{Conversion: &livetabv1.Conversion{
+			Id: "cv-" + e.Session, Account: e.Account, HitSession: "web-" + e.Session, AppSession: e.Session, HitId: "hit-" + e.Session,
+			EventId: e.Id, ClickId: "click-" + e.Session, TimeUs: e.TimeUs, Method: livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID,
+			HitTimeUs: e.TimeUs - 1e6, EventTimeUs: e.TimeUs, WindowUs: 7 * 24 * 3600e6, Link: "acct-0001/summer", Campaign: "summer",
+			DeepLink: "app://promo/summer", ReceivedUs: e.ReceivedUs, HitToInstallUs: 1e6,
+		}}}, benchNowUs)
+	}
+	for i := range liveview.Window {
 		liveview.Apply(st, benchInput(i), benchNowUs)
 	}
 	return st
 }
 
+// benchStates are the states the benchmarks run on: an account with no
+// pending marks (conversions find their installs), and one whose pending
+// marks are full (conversions arrive after their installs left the
+// window, or before them).
+var benchStates = []struct {
+	name    string
+	pending int
+}{{"steady", 0}, {"pending-full", liveview.MaxPendingMarks}}
+
 // BenchmarkApply is the pure part: one new event on a full account.
 func BenchmarkApply(b *testing.B) {
-	st := benchFullAccount()
+	st := benchFullAccount(0)
 	ins := make([]*livetabv1.ViewInput, 1024)
 	for i := range ins {
 		ins[i] = benchInput(1_000_000 + i)
@@ -68,34 +93,54 @@ func BenchmarkApply(b *testing.B) {
 	}
 }
 
-// BenchmarkLoopMessage is what the loop callback costs per item around
-// Apply: decode the account's state from its stored bytes, apply, encode
-// the state and the emitted item (goka's codec calls).
+// BenchmarkLoopMessage is what the loop callback costs per item: decode the
+// loop record and the account's state from its stored bytes, apply,
+// encode the state and the emitted item (goka's codec calls).
 func BenchmarkLoopMessage(b *testing.B) {
-	stored, err := codecs.AccountStateCodec{}.Encode(benchFullAccount())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		v, err := codecs.AccountStateCodec{}.Decode(stored)
-		if err != nil {
-			b.Fatal(err)
-		}
-		st := v.(*livetabv1.AccountState)
-		for _, it := range liveview.Apply(st, benchInput(1_000_000+i), benchNowUs) {
-			if _, err := proto.Marshal(it); err != nil {
+	for _, bs := range benchStates {
+		b.Run(bs.name, func(b *testing.B) {
+			stored, err := codecs.AccountStateCodec{}.Encode(benchFullAccount(bs.pending))
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		if stored, err = (codecs.AccountStateCodec{}).Encode(st); err != nil {
-			b.Fatal(err)
-		}
-		i++
+			// More inputs than the window, so that none is a redelivery.
+			ins := make([][]byte, 1024)
+			for i := range ins {
+				if ins[i], err = proto.Marshal(benchInput(1_000_000 + i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				in, err := codecs.Typed[livetabv1.ViewInput](ins[i%len(ins)])
+				if err != nil {
+					b.Fatal(err)
+				}
+				v, err := codecs.AccountStateCodec{}.Decode(stored)
+				if err != nil {
+					b.Fatal(err)
+				}
+				st := v.(*livetabv1.AccountState)
+				out := liveview.Apply(st, in, benchNowUs)
+				if len(out) == 0 {
+					b.Fatalf("input %d emitted nothing", i)
+				}
+				for _, it := range out {
+					if _, err := (codecs.ViewItemCodec{}).Encode(it); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if stored, err = (codecs.AccountStateCodec{}).Encode(st); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			// The state goka writes back to storage and the table topic
+			// per item.
+			b.ReportMetric(float64(len(stored)), "state-bytes/op")
+		})
 	}
-	// The state goka writes back to storage and the table topic per item.
-	b.ReportMetric(float64(len(stored)), "state-bytes/op")
 }
 
 // BenchmarkProcessorEvent runs the processor in goka's tester: one event
@@ -125,7 +170,7 @@ func BenchmarkProcessorEvent(b *testing.B) {
 		}
 		tt.Consume(string(topics.Events), e.Session, data)
 	}
-	for i := range liveview.MaxItems {
+	for i := range liveview.Window {
 		consume(i)
 	}
 	view := tt.NewQueueTracker(string(topics.View))

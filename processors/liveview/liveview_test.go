@@ -8,6 +8,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs/livetabv1"
@@ -137,42 +138,71 @@ func compact(items []emitted) map[string]*livetabv1.ViewItem {
 func TestViewTopicRebuildsAccount(t *testing.T) {
 	tt := start(t, liveview.Options{})
 	view := tt.NewQueueTracker(string(topics.View))
-	n := liveview.MaxItems + 37
-	// An event converted early, whose mark lands after it left the ring;
-	// then a stream of hits with, near the end, an event converted later.
-	gokatest.Consume(t, tt, topics.Events, "app0", event("e0", "app0"))
+	n := liveview.Window + 37
+	// An install converted late, whose mark lands after it left the
+	// window; then a stream of hits with, near the end, an install
+	// converted later and an event of another name.
+	type in struct {
+		kind livetabv1.Kind
+		id   string
+	}
+	var sent []in // in cursor order
+	consume := func(topic goka.Stream, key string, m proto.Message, kind livetabv1.Kind, id string) {
+		gokatest.Consume(t, tt, topic, key, m)
+		sent = append(sent, in{kind, id})
+	}
+	consume(topics.Events, "app0", event("e0", "app0"), livetabv1.Kind_KIND_EVENT, "e0")
 	for i := range n {
 		h := hit(fmt.Sprintf("h%03d", i))
-		gokatest.Consume(t, tt, topics.Hits, h.Session, h)
+		consume(topics.Hits, h.Session, h, livetabv1.Kind_KIND_HIT, h.Id)
 		if i == n-10 {
-			gokatest.Consume(t, tt, topics.Events, "app1", event("e1", "app1"))
+			consume(topics.Events, "app1", event("e1", "app1"), livetabv1.Kind_KIND_EVENT, "e1")
+			p := event("p1", "app1")
+			p.Name = "purchase"
+			consume(topics.Events, "app1", p, livetabv1.Kind_KIND_EVENT, "p1")
 		}
 	}
-	gokatest.Consume(t, tt, topics.Conversions, "app1", conversion("e1", "app1"))
-	gokatest.Consume(t, tt, topics.Conversions, "app0", conversion("e0", "app0"))
+	consume(topics.Conversions, "app1", conversion("e1", "app1"), livetabv1.Kind_KIND_CONVERSION, "cv-app1")
+	consume(topics.Conversions, "app0", conversion("e0", "app0"), livetabv1.Kind_KIND_CONVERSION, "cv-app0")
 
 	all := drainView(t, view)
 	st := state(t, tt, "acme")
-	if len(st.GetItems()) != liveview.MaxItems {
-		t.Fatalf("state keeps %d items, want %d", len(st.GetItems()), liveview.MaxItems)
-	}
-	total := uint64(n + 4)
+	total := uint64(len(sent))
 	if st.GetSeq() != total {
 		t.Errorf("seq %d, want %d", st.GetSeq(), total)
 	}
+	// e1 was marked, e0 aged out: the state keeps no item, only the
+	// fingerprints, and e0's conversion waits.
+	if len(st.GetItems()) != 0 || len(st.GetRecent()) != liveview.Window {
+		t.Errorf("state keeps %d items and %d fingerprints, want 0 and %d", len(st.GetItems()), len(st.GetRecent()), liveview.Window)
+	}
+	if p := st.GetPendingMarks(); len(p) != 1 || p[0].GetEventId() != "e0" {
+		t.Errorf("pending marks %v, want e0's conversion", p)
+	}
 
 	rebuilt := compact(all)
-	if len(rebuilt) != liveview.MaxItems {
-		t.Fatalf("compacted view holds %d items, want %d", len(rebuilt), liveview.MaxItems)
+	if len(rebuilt) != liveview.Window {
+		t.Fatalf("compacted view holds %d items, want %d", len(rebuilt), liveview.Window)
 	}
 	items := make([]*livetabv1.ViewItem, 0, len(rebuilt))
 	for _, it := range rebuilt {
 		items = append(items, it)
 	}
 	slices.SortFunc(items, func(a, b *livetabv1.ViewItem) int { return int(a.GetCursor()) - int(b.GetCursor()) })
-	for i := range items {
-		if !proto.Equal(items[i], st.GetItems()[i]) {
-			t.Fatalf("compacted item %d\n got %v\nwant %v", i, items[i], st.GetItems()[i])
+	for i, it := range items {
+		cursor := total - uint64(liveview.Window) + 1 + uint64(i)
+		want := sent[cursor-1]
+		var id string
+		switch it.GetKind() {
+		case livetabv1.Kind_KIND_HIT:
+			id = it.GetHit().GetId()
+		case livetabv1.Kind_KIND_EVENT:
+			id = it.GetEvent().GetId()
+		case livetabv1.Kind_KIND_CONVERSION:
+			id = it.GetConversion().GetId()
+		}
+		if it.GetCursor() != cursor || it.GetKind() != want.kind || id != want.id {
+			t.Fatalf("compacted item %d: cursor %d %v %q, want cursor %d %v %q", i, it.GetCursor(), it.GetKind(), id, cursor, want.kind, want.id)
 		}
 	}
 	newest := items[len(items)-1]
@@ -183,13 +213,37 @@ func TestViewTopicRebuildsAccount(t *testing.T) {
 	for _, it := range items {
 		if it.GetConvertedWith() != nil {
 			marked++
-			if it.GetEvent().GetId() != "e1" {
-				t.Errorf("item %d marked, want only e1", it.GetCursor())
+			if it.GetEvent().GetId() != "e1" || !proto.Equal(it.GetConvertedWith(), mark) {
+				t.Errorf("item %d marked %v, want only e1", it.GetCursor(), it.GetConvertedWith())
 			}
 		}
 	}
 	if marked != 1 {
 		t.Errorf("%d marked items in the compacted view, want 1 (e1)", marked)
+	}
+}
+
+// TestLoopRecords: every input reaches its account's loop as the ViewInput
+// that carries it.
+func TestLoopRecords(t *testing.T) {
+	tt := start(t, liveview.Options{})
+	loops := tt.NewQueueTracker(string(loop))
+	h, e, c := hit("h1"), event("e1", "app"), conversion("e1", "app")
+	// Unknown fields travel along untouched.
+	e.ProtoReflect().SetUnknown(protowire.AppendString(protowire.AppendTag(nil, 99, protowire.BytesType), "future"))
+	gokatest.Consume(t, tt, topics.Hits, h.Session, h)
+	gokatest.Consume(t, tt, topics.Events, e.Session, e)
+	gokatest.Consume(t, tt, topics.Conversions, c.AppSession, c)
+	want := []*livetabv1.ViewInput{inHit(h), inEvent(e), inConv(c)}
+	got := gokatest.Drain(loops)
+	if len(got) != len(want) {
+		t.Fatalf("%d loop records, want %d", len(got), len(want))
+	}
+	for i, m := range got {
+		in := gokatest.Decode(t, m, &livetabv1.ViewInput{})
+		if m.Key != "acme" || !proto.Equal(in, want[i]) {
+			t.Errorf("loop record %d keyed %q\n got %v\nwant %v keyed acme", i, m.Key, in, want[i])
+		}
 	}
 }
 
@@ -217,6 +271,24 @@ func TestBadRecordsAreSkipped(t *testing.T) {
 	if _, ok := logs.Find("level=WARN", "without account or id", "topic="+string(topics.Events)); !ok {
 		t.Errorf("no warning for an event without id; logs %v", logs.Lines())
 	}
+	// A record whose outer fields decode is looped; the loop decodes the
+	// rest and skips it there.
+	badRequest := protowire.AppendBytes(protowire.AppendTag(nil, 8, protowire.BytesType), garbage)
+	okFields, err := proto.Marshal(hit("h9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt.Consume(string(topics.Hits), "web-h9", append(okFields, badRequest...))
+	if _, ok := logs.Find("level=WARN", "does not decode", "topic="+string(loop), "key=acme"); !ok {
+		t.Errorf("no warning for a hit with a corrupt request, on the loop; logs %v", logs.Lines())
+	}
+	// An account that is not UTF-8 is not used as a key.
+	badAccount := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "h8")
+	badAccount = protowire.AppendBytes(protowire.AppendTag(badAccount, 2, protowire.BytesType), []byte{'a', 0xff})
+	tt.Consume(string(topics.Hits), "web-h8", badAccount)
+	if _, ok := logs.Find("level=WARN", "does not decode", "topic="+string(topics.Hits), "UTF-8"); !ok {
+		t.Errorf("no warning for a hit whose account is not UTF-8; logs %v", logs.Lines())
+	}
 	// A loop record keyed by another account is not trusted.
 	gokatest.Consume(t, tt, loop, "globex", inHit(hit("h2")))
 	if _, ok := logs.Find("level=WARN", "not keyed by its account"); !ok {
@@ -225,9 +297,10 @@ func TestBadRecordsAreSkipped(t *testing.T) {
 	if got := drainView(t, view); len(got) != 0 {
 		t.Errorf("bad records emitted %v", got)
 	}
-	// Only the test's own loop records are on the loop topic.
-	if l := gokatest.Drain(loops); len(l) != 2 {
-		t.Errorf("bad records were looped: %d loop records, want the test's 2", len(l))
+	// Only the test's own loop records and the corrupt request's are on
+	// the loop topic.
+	if l := gokatest.Drain(loops); len(l) != 3 {
+		t.Errorf("bad records were looped: %d loop records, want 3", len(l))
 	}
 
 	h := hit("h3")
