@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -19,7 +21,17 @@ type EmbeddedOptions struct {
 	Brokers int
 	// Logger receives the broker's warnings and errors. Default: discarded.
 	Logger *slog.Logger
+	// CompactInterval is how often the broker compacts the compacted
+	// topics (group tables, the view topic) and applies retention. The
+	// embedded broker reads its whole data directory when it starts, so
+	// compacting often keeps restarts fast; each pass briefly holds up
+	// requests, for longer the more table data there is. Default
+	// DefaultCompactInterval.
+	CompactInterval time.Duration
 }
+
+// DefaultCompactInterval is EmbeddedOptions.CompactInterval's default.
+const DefaultCompactInterval = time.Minute
 
 // Embedded is an in-process Kafka-protocol broker (kfake) that livetab runs
 // when no brokers are configured. Clients reach it over TCP like any other
@@ -35,11 +47,18 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if n <= 0 {
 		n = 1
 	}
+	compact := opts.CompactInterval
+	if compact <= 0 {
+		compact = DefaultCompactInterval
+	}
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(n),
 		// Topics are created by Ensure with their declared settings, never
 		// by a client that happens to ask first.
-		kfake.BrokerConfigs(map[string]string{"auto.create.topics.enable": "false"}),
+		kfake.BrokerConfigs(map[string]string{
+			"auto.create.topics.enable": "false",
+			"log.cleaner.backoff.ms":    strconv.FormatInt(compact.Milliseconds(), 10),
+		}),
 	}
 	if opts.Port != 0 {
 		ports := make([]int, n)

@@ -158,3 +158,62 @@ func TestHasherPartitionsByPrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestEmbeddedCompactsOnItsInterval(t *testing.T) {
+	e, err := topics.StartEmbedded(topics.EmbeddedOptions{CompactInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	k := topics.Kafka{Brokers: e.Addrs(), Topics: topics.Config{Partitions: 1}}
+	if err := topics.EnsureAll(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	p, err := k.NewSyncProducer("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// Three batches: compaction keeps the last batch whatever it holds, so
+	// the first version of "a" is the one that must go.
+	for _, kv := range [][2]string{{"a", "v1"}, {"a", "v2"}, {"b", "v3"}} {
+		if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: string(topics.View), Key: sarama.StringEncoder(kv[0]), Value: sarama.StringEncoder(kv[1])}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client, err := sarama.NewClient(k.Brokers, k.SaramaConfig("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := sarama.NewConsumerFromClient(client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := c.ConsumePartition(string(topics.View), 0, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var first string
+		select {
+		case m, ok := <-pc.Messages():
+			if ok {
+				first = string(m.Value)
+			}
+		case err := <-pc.Errors():
+			t.Logf("consume: %v", err)
+		case <-time.After(5 * time.Second):
+		}
+		pc.Close()
+		c.Close()
+		if first == "v2" {
+			return // v1 was compacted away
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("oldest record still %q 10 s after a newer version of its key was written", first)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the broker's state, not synchronising
+	}
+}
