@@ -86,6 +86,7 @@ package attribution
 import (
 	"context"
 	"fmt"
+	"google.golang.org/protobuf/encoding/protowire"
 	"log/slog"
 	"strings"
 
@@ -198,6 +199,11 @@ func (h handler) hit(ctx goka.Context, msg any) {
 // event loops an install-like event to its app session, which registers
 // it, and to each of its match keys.
 func (h handler) event(ctx goka.Context, msg any) {
+	// Most events are not install-like: reading their name alone spares
+	// decoding them (parameters and all) only to drop them.
+	if raw, ok := msg.([]byte); ok && !installLikeRecord(raw) {
+		return
+	}
 	ev, ok := procutil.Decode[livetabv1.Event](ctx, h.log, msg)
 	if !ok || !InstallLike(ev.GetName()) {
 		return
@@ -414,4 +420,36 @@ func (h handler) applyTimers(ctx goka.Context, r timers.Result) {
 
 func loopTimer(ctx goka.Context, l timers.Loop) {
 	procutil.Loopback(ctx, l.Key, &livetabv1.AttributionInput{Item: &livetabv1.AttributionInput_Timer{Timer: l.Timer}})
+}
+
+// eventNameField is livetabv1.Event's name field number.
+const eventNameField = 4
+
+// installLikeRecord reports whether an encoded Event may be install-like:
+// false only when the record parses and its name (the last occurrence, as
+// protobuf decodes it) is not install-like. A record that does not parse
+// is left to the full decode, which logs and skips it.
+func installLikeRecord(raw []byte) bool {
+	var name []byte
+	for len(raw) > 0 {
+		num, typ, n := protowire.ConsumeTag(raw)
+		if n < 0 {
+			return true
+		}
+		raw = raw[n:]
+		if num == eventNameField && typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(raw)
+			if m < 0 {
+				return true
+			}
+			name, raw = v, raw[m:]
+			continue
+		}
+		if m := protowire.ConsumeFieldValue(num, typ, raw); m < 0 {
+			return true
+		} else {
+			raw = raw[m:]
+		}
+	}
+	return InstallLike(string(name))
 }
