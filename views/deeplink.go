@@ -112,9 +112,11 @@ func (r deeplinkResult) final() bool {
 	return r.answer != nil || r.reason == reasonHitSide
 }
 
-// lookupDeeplink reads session's deep link for account.
+// lookupDeeplink reads session's deep link for account. The conversion is
+// in the session's own value; its entries, whose older chunks are stored
+// apart, are not needed.
 func (s *Server) lookupDeeplink(account, session string) (deeplinkResult, error) {
-	tl, err := s.timeline(session)
+	tl, err := s.sessionHeader(session)
 	if err != nil {
 		return deeplinkResult{}, err
 	}

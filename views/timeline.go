@@ -8,12 +8,14 @@ import (
 	"slices"
 
 	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/processors/sessions"
 )
 
 // handleTimeline is GET /v1/timeline?account=A&session=S: the session's
 // timeline merged with its paired session's, newest entry first. A session
 // that is unknown or belongs to another account is a 404, so that nothing
-// tells another account's sessions apart from missing ones.
+// tells another account's sessions apart from missing ones. Each timeline is
+// assembled from the session's value and its sealed chunks (sessions.Read).
 func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request) {
 	account, ok := s.authorize(w, r)
 	if !ok {
@@ -49,9 +51,27 @@ func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, mergeTimelines(account, session, tl, paired))
 }
 
-// timeline returns the sessions table's value for session, nil if none.
+// timeline returns session's whole timeline, nil if none: the fields of
+// its value in the sessions table and the entries of all its chunks.
 func (s *Server) timeline(session string) (*livetabv1.Timeline, error) {
-	v, err := s.get(s.sessions, session)
+	return sessions.Read(s.sessionValue, session)
+}
+
+// sessionHeader returns session's own value in the sessions table, nil if
+// none: its account, pairing and conversion, but only its newest entries
+// (timeline has them all). It is what the deep-link API reads.
+func (s *Server) sessionHeader(session string) (*livetabv1.Timeline, error) {
+	if _, _, chunk := sessions.ParseChunkKey(session); chunk {
+		// A chunk's value is not a session, whoever asks.
+		return nil, nil
+	}
+	return s.sessionValue(session)
+}
+
+// sessionValue returns the sessions table's value for key (a session's or
+// a chunk's), nil if none.
+func (s *Server) sessionValue(key string) (*livetabv1.Timeline, error) {
+	v, err := s.get(s.sessions, key)
 	if err != nil {
 		return nil, err
 	}

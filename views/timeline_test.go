@@ -2,11 +2,17 @@ package views
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/processors/sessions"
+	"github.com/livetab/livetab/topics"
 )
 
 func hitEntry(account, session, id string, us int64) *livetabv1.TimelineEntry {
@@ -115,6 +121,77 @@ func TestTimeline(t *testing.T) {
 	}
 }
 
+// TestTimelineAcrossChunks: a session's timeline is its value and its
+// sealed chunks, each stored under its own key of the sessions table; the
+// timeline API reads them all, for the session and for its pair.
+func TestTimelineAcrossChunks(t *testing.T) {
+	const sec = int64(time.Second / time.Microsecond)
+	conv := &livetabv1.Conversion{Id: "conv-9", Account: "demo", HitSession: "web-9", AppSession: "app-9",
+		Method: livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID, TimeUs: t0 + 6*sec, DeepLink: "app://promo/9"}
+	chunk := func(session string, entries ...*livetabv1.TimelineEntry) *livetabv1.Timeline {
+		return &livetabv1.Timeline{Session: session, Account: "demo", Entries: entries}
+	}
+	values := map[string]proto.Message{
+		sessions.ChunkKey("web-9", 0): chunk("web-9", hitEntry("demo", "web-9", "h1", t0), hitEntry("demo", "web-9", "h2", t0+sec)),
+		sessions.ChunkKey("web-9", 1): chunk("web-9", hitEntry("demo", "web-9", "h3", t0+3*sec), hitEntry("demo", "web-9", "h4", t0+4*sec)),
+		// The open chunk holds a late hit, older than every sealed one, and
+		// a redelivered one.
+		"web-9": &livetabv1.Timeline{Session: "web-9", Account: "demo", PairedSession: "app-9", Conversion: conv, Chunks: 2,
+			Entries: []*livetabv1.TimelineEntry{hitEntry("demo", "web-9", "h0", t0-sec), hitEntry("demo", "web-9", "h3", t0+3*sec)}},
+		sessions.ChunkKey("app-9", 0): chunk("app-9", eventEntry("demo", "app-9", "e1", "install", t0+5*sec)),
+		"app-9": &livetabv1.Timeline{Session: "app-9", Account: "demo", PairedSession: "web-9", Conversion: conv, Chunks: 1,
+			Entries: []*livetabv1.TimelineEntry{eventEntry("demo", "app-9", "e2", "open", t0+7*sec)}},
+	}
+	e := newEnv(t, envOptions{})
+	// Chunks first: they share their session's partition, so once the
+	// session is readable they are too.
+	e.produce(string(goka.GroupTable(topics.SessionsGroup)), values,
+		[]string{sessions.ChunkKey("web-9", 0), sessions.ChunkKey("web-9", 1), sessions.ChunkKey("app-9", 0), "web-9", "app-9"})
+	demo := validToken(t, "demo")
+	waitFor(t, 10*time.Second, "the sessions view to hold app-9 and web-9", func() bool {
+		return e.getJSON("/v1/timeline?session=app-9", demo, &timelineJSON{}) == http.StatusOK &&
+			e.getJSON("/v1/timeline?session=web-9", demo, &timelineJSON{}) == http.StatusOK
+	})
+
+	type entry struct{ session, id string }
+	want := []entry{{"app-9", "e2"}, {"app-9", "e1"}, {"web-9", "h4"}, {"web-9", "h3"}, {"web-9", "h2"}, {"web-9", "h1"}, {"web-9", "h0"}}
+	for _, session := range []string{"web-9", "app-9"} {
+		var got timelineJSON
+		if status := e.getJSON("/v1/timeline?session="+session, demo, &got); status != http.StatusOK {
+			t.Fatalf("%s: status %d", session, status)
+		}
+		var entries []entry
+		for _, en := range got.Entries {
+			switch {
+			case en.Hit != nil:
+				entries = append(entries, entry{en.Session, en.Hit.ID})
+			case en.Event != nil:
+				entries = append(entries, entry{en.Session, en.Event.ID})
+			}
+		}
+		if !slices.Equal(entries, want) {
+			t.Errorf("%s: entries %v, want newest first %v", session, entries, want)
+		}
+		if got.Conversion == nil || got.Conversion.ID != "conv-9" {
+			t.Errorf("%s: conversion %+v, want conv-9", session, got.Conversion)
+		}
+	}
+
+	// The deep link is read from the app session's value.
+	var dl deeplinkJSON
+	if status := e.getJSON("/v1/deeplink?session=app-9", demo, &dl); status != http.StatusOK || dl.DeepLink != "app://promo/9" {
+		t.Errorf("deep link of a chunked session: %d %+v", status, dl)
+	}
+	// A chunk's key names no session.
+	for _, api := range []string{"/v1/timeline", "/v1/deeplink"} {
+		path := api + "?session=" + url.QueryEscape(sessions.ChunkKey("app-9", 0))
+		var er errorJSON
+		if status := e.getJSON(path, demo, &er); status != http.StatusNotFound {
+			t.Errorf("%s of a chunk key: %d %+v, want 404", api, status, er)
+		}
+	}
+}
+
 func TestMergeTimelines(t *testing.T) {
 	const sec = int64(time.Second / time.Microsecond)
 	conv := &livetabv1.Conversion{Id: "conv-1", HitSession: "web-1", AppSession: "app-1", Method: livetabv1.MatchMethod_MATCH_METHOD_FINGERPRINT, Candidates: 4}
@@ -139,13 +216,13 @@ func TestMergeTimelines(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := mergeTimelines("demo", "app-1", app, tt.paired)
-			var sessions []string
+			var of []string
 			for _, e := range got.Entries {
-				sessions = append(sessions, e.Session)
+				of = append(of, e.Session)
 			}
-			if got.Session != "app-1" || got.PairedSession != tt.pair || !slices.Equal(sessions, tt.session) {
+			if got.Session != "app-1" || got.PairedSession != tt.pair || !slices.Equal(of, tt.session) {
 				t.Errorf("session %q paired %q entries of %v; want app-1 paired %q entries of %v",
-					got.Session, got.PairedSession, sessions, tt.pair, tt.session)
+					got.Session, got.PairedSession, of, tt.pair, tt.session)
 			}
 			if (got.Conversion != nil) != tt.conv {
 				t.Fatalf("conversion %+v, want one: %v", got.Conversion, tt.conv)

@@ -919,7 +919,11 @@ type Timeline struct {
 	// value holds its newest entries (the open chunk), and every full chunk is
 	// stored once under its own key (processors/sessions.ChunkKey) as a
 	// Timeline with only session, account and entries.
-	Chunks        uint32 `protobuf:"varint,6,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	Chunks uint32 `protobuf:"varint,6,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	// The newest entry time of the sealed chunks (Unix microseconds), so
+	// that retention keeps the session's value while a sealed chunk still
+	// holds an entry younger than the retention.
+	SealedUntilUs int64 `protobuf:"varint,7,opt,name=sealed_until_us,json=sealedUntilUs,proto3" json:"sealed_until_us,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -992,6 +996,13 @@ func (x *Timeline) GetConversion() *Conversion {
 func (x *Timeline) GetChunks() uint32 {
 	if x != nil {
 		return x.Chunks
+	}
+	return 0
+}
+
+func (x *Timeline) GetSealedUntilUs() int64 {
+	if x != nil {
+		return x.SealedUntilUs
 	}
 	return 0
 }
@@ -2506,7 +2517,7 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\rTimelineEntry\x12#\n" +
 	"\x03hit\x18\x01 \x01(\v2\x0f.livetab.v1.HitH\x00R\x03hit\x12)\n" +
 	"\x05event\x18\x02 \x01(\v2\x11.livetab.v1.EventH\x00R\x05eventB\x06\n" +
-	"\x04item\"\xea\x01\n" +
+	"\x04item\"\x92\x02\n" +
 	"\bTimeline\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x123\n" +
@@ -2515,7 +2526,8 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\n" +
 	"conversion\x18\x05 \x01(\v2\x16.livetab.v1.ConversionR\n" +
 	"conversion\x12\x16\n" +
-	"\x06chunks\x18\x06 \x01(\rR\x06chunks\"\x95\x01\n" +
+	"\x06chunks\x18\x06 \x01(\rR\x06chunks\x12&\n" +
+	"\x0fsealed_until_us\x18\a \x01(\x03R\rsealedUntilUs\"\x95\x01\n" +
 	"\rSessionsInput\x128\n" +
 	"\n" +
 	"conversion\x18\x01 \x01(\v2\x16.livetab.v1.ConversionH\x00R\n" +

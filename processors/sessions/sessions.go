@@ -1,19 +1,38 @@
 // Package sessions is the goka processor group that keeps every session's
-// timeline: the group table topics.SessionsGroup maps a session id (hit
-// session or app session) to a livetabv1.Timeline of its hits and events in
-// time order, and to the session it was paired with once attribution
-// converted it.
+// timeline: the hits and events of a session id (hit session or app
+// session) in time order, and the session it was paired with once
+// attribution converted it. Read assembles a session's timeline from the
+// group table topics.SessionsGroup, which holds livetabv1.Timeline values
+// under two kinds of keys:
+//
+//   - the session id: the session's value, with its account, pairing and
+//     conversion, and its newest entries, the open chunk (at most
+//     ChunkSize), which every hit or event rewrites;
+//   - ChunkKey(session, i): sealed chunk i, ChunkSize older entries in time
+//     order (session, account and entries only), written once. The session's
+//     value counts the chunks it sealed (Timeline.chunks); a session keeps
+//     the newest MaxChunks.
+//
+// So the cost of a hit or event is bounded by ChunkSize, whatever the
+// session's length. When the open chunk is full, the processor loops it to
+// its chunk key (a livetabv1.SessionsInput chunk), whose callback stores
+// it, and a drop to the oldest chunk's key when more than MaxChunks would
+// be left. Entries may arrive out of time order, so Read merges the chunks
+// by time; a redelivered entry is recognised within the open chunk when it
+// arrives, and by id when read.
 //
 // Inputs: topics.Hits and topics.Events (keyed by session), and
 // topics.Conversions (keyed by app session), whose conversions are looped
 // back to the hit session so that both sides of a pair know each other.
 //
-// Retention: a timeline drops entries older than Retention whenever it is
-// written. Sessions that receive nothing more are swept by the visitor
-// ExpireVisitor, which the owner of the processor runs periodically with
-// goka's Processor.VisitAll(ctx, ExpireVisitor, now) (processors.Processors
-// does, every SweepInterval): it trims every timeline as of now and deletes
-// the sessions left with nothing (a tombstone on the table topic).
+// Retention: the open chunk drops entries older than Retention whenever it
+// is written. Everything else is swept by the visitor ExpireVisitor, which
+// the owner of the processor runs periodically with goka's
+// Processor.VisitAll(ctx, ExpireVisitor, now) (processors.Processors does,
+// every SweepInterval): it trims every value, chunks included, as of now
+// and deletes those left with nothing (a tombstone on the table topic). A
+// session's value stays while one of its chunks has an entry to keep
+// (Timeline.sealed_until_us) or its conversion is recent.
 package sessions
 
 import (
@@ -87,11 +106,18 @@ type handler struct {
 	log *slog.Logger
 }
 
-func timeline(ctx goka.Context) *livetabv1.Timeline {
-	if v, ok := ctx.Value().(*livetabv1.Timeline); ok && v != nil {
-		return v
+// timeline is the value of the session ctx is called for, with its session
+// and account set.
+func timeline(ctx goka.Context, account string) *livetabv1.Timeline {
+	tl, _ := ctx.Value().(*livetabv1.Timeline)
+	if tl == nil {
+		tl = &livetabv1.Timeline{}
 	}
-	return &livetabv1.Timeline{}
+	tl.Session = ctx.Key()
+	if tl.Account == "" {
+		tl.Account = account
+	}
+	return tl
 }
 
 func (h handler) hit(ctx goka.Context, msg any) {
@@ -119,50 +145,80 @@ func (h handler) event(ctx goka.Context, msg any) {
 }
 
 func (h handler) add(ctx goka.Context, account string, e *livetabv1.TimelineEntry) {
-	tl := timeline(ctx)
-	// The record's Kafka timestamp, not the wall clock, is "now", so that
-	// a replay rebuilds the same table.
-	if !Insert(tl, e, ctx.Timestamp()) {
+	if !isSessionKey(ctx.Key()) {
+		// Not valid UTF-8: not a session id, and possibly a chunk key.
+		procutil.Skip(ctx, h.log, "key is not a session id")
 		return
 	}
-	tl.Session = ctx.Key()
-	if tl.Account == "" {
-		tl.Account = account
+	tl := timeline(ctx, account)
+	// The record's Kafka timestamp, not the wall clock, is "now", so that
+	// a replay rebuilds the same table.
+	sealed, changed := Add(tl, e, ctx.Timestamp())
+	if !changed {
+		return
 	}
 	ctx.SetValue(tl)
+	if sealed == nil {
+		return
+	}
+	procutil.Loopback(ctx, ChunkKey(tl.Session, tl.Chunks-1),
+		&livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Chunk{Chunk: sealed}})
+	if oldest := oldestChunk(tl.Chunks); oldest > 0 {
+		// One seal, one drop: the chunk that just fell out of the window.
+		procutil.Loopback(ctx, ChunkKey(tl.Session, oldest-1),
+			&livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Drop{Drop: true}})
+	}
 }
 
 // conversion pairs the app session (the key) and loops the conversion to
 // the hit session.
 func (h handler) conversion(ctx goka.Context, msg any) {
-	c, ok := h.decodeConversion(ctx, msg)
-	if !ok {
+	c, ok := procutil.Decode[livetabv1.Conversion](ctx, h.log, msg)
+	if !ok || !h.validConversion(ctx, c) {
 		return
 	}
 	if c.GetAppSession() != ctx.Key() {
 		procutil.Skip(ctx, h.log, "conversion not keyed by its app session", "conversion", c.GetId())
 		return
 	}
-	tl := timeline(ctx)
+	tl := timeline(ctx, c.GetAccount())
 	if !PairApp(tl, c) {
 		return
 	}
 	Trim(tl, ctx.Timestamp())
 	ctx.SetValue(tl)
-	procutil.Loopback(ctx, c.GetHitSession(), c)
+	procutil.Loopback(ctx, c.GetHitSession(), &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Conversion{Conversion: c}})
 }
 
-// loop pairs the hit session (the key) with the conversion's app session.
+// loop handles the group's own messages: a conversion for the hit session,
+// and the storing and dropping of sealed chunks.
 func (h handler) loop(ctx goka.Context, msg any) {
-	c, ok := h.decodeConversion(ctx, msg)
+	in, ok := procutil.Decode[livetabv1.SessionsInput](ctx, h.log, msg)
 	if !ok {
+		return
+	}
+	switch item := in.GetItem().(type) {
+	case *livetabv1.SessionsInput_Conversion:
+		h.pairHit(ctx, item.Conversion)
+	case *livetabv1.SessionsInput_Chunk:
+		h.storeChunk(ctx, item.Chunk)
+	case *livetabv1.SessionsInput_Drop:
+		h.dropChunk(ctx)
+	default:
+		procutil.Skip(ctx, h.log, "empty loop message")
+	}
+}
+
+// pairHit pairs the hit session (the key) with the conversion's app session.
+func (h handler) pairHit(ctx goka.Context, c *livetabv1.Conversion) {
+	if !h.validConversion(ctx, c) {
 		return
 	}
 	if c.GetHitSession() != ctx.Key() {
 		procutil.Skip(ctx, h.log, "looped conversion not keyed by its hit session", "conversion", c.GetId())
 		return
 	}
-	tl := timeline(ctx)
+	tl := timeline(ctx, c.GetAccount())
 	if !PairHit(tl, c) {
 		return
 	}
@@ -170,8 +226,41 @@ func (h handler) loop(ctx goka.Context, msg any) {
 	ctx.SetValue(tl)
 }
 
+// storeChunk stores a chunk its session sealed under its key. A chunk is
+// written once; a redelivery writes the same entries again. Its entries
+// were trimmed as of the record that sealed it (Add); the sweep trims them
+// from then on, so that the loop record's own timestamp does not matter.
+func (h handler) storeChunk(ctx goka.Context, c *livetabv1.Timeline) {
+	session, _, ok := ParseChunkKey(ctx.Key())
+	if !ok || c.GetSession() != session {
+		procutil.Skip(ctx, h.log, "chunk not keyed by a chunk key of its session", "session", c.GetSession())
+		return
+	}
+	if len(c.GetEntries()) == 0 {
+		procutil.Skip(ctx, h.log, "empty chunk", "session", session)
+		return
+	}
+	ctx.SetValue(c)
+}
+
+// dropChunk deletes a chunk its session no longer keeps.
+func (h handler) dropChunk(ctx goka.Context) {
+	if _, _, ok := ParseChunkKey(ctx.Key()); !ok {
+		procutil.Skip(ctx, h.log, "drop not keyed by a chunk key")
+		return
+	}
+	h.deleteChunk(ctx)
+}
+
+func (h handler) deleteChunk(ctx goka.Context) {
+	// The sweep may have deleted it already; a second tombstone is noise.
+	if ctx.Value() != nil {
+		ctx.Delete()
+	}
+}
+
 // expire applies the retention as of the visit's meta time to the visited
-// timeline, deleting it when nothing is left.
+// value, a session's or a chunk's, deleting it when nothing is left.
 func (h handler) expire(ctx goka.Context, meta any) {
 	now, ok := meta.(time.Time)
 	if !ok {
@@ -190,14 +279,12 @@ func (h handler) expire(ctx goka.Context, meta any) {
 	}
 }
 
-func (h handler) decodeConversion(ctx goka.Context, msg any) (*livetabv1.Conversion, bool) {
-	c, ok := procutil.Decode[livetabv1.Conversion](ctx, h.log, msg)
-	if !ok {
-		return nil, false
-	}
+// validConversion reports whether c names its account and both sessions,
+// logging it when it does not.
+func (h handler) validConversion(ctx goka.Context, c *livetabv1.Conversion) bool {
 	if c.GetAccount() == "" || c.GetHitSession() == "" || c.GetAppSession() == "" || ctx.Key() == "" {
 		procutil.Skip(ctx, h.log, "conversion without account, hit session or app session", "conversion", c.GetId())
-		return nil, false
+		return false
 	}
-	return c, true
+	return true
 }

@@ -19,10 +19,11 @@ import (
 )
 
 // The sessions processor's per-message work, for `go test -bench .
-// -benchmem ./processors/sessions`: each hit or event is inserted into its
-// session's timeline, which goka decodes from the table and encodes back,
-// so the cost grows with the session's length (at most
-// sessions.MaxEntries entries).
+// -benchmem ./processors/sessions`: each hit or event is added to its
+// session's open chunk, which goka decodes from the table and encodes back;
+// every ChunkSize entries the chunk is sealed, looped to its own key and
+// stored there. The cost per entry is bounded by ChunkSize, whatever the
+// session's length (at most sessions.MaxEntries entries are kept).
 
 var benchT0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
@@ -38,10 +39,11 @@ func benchEntry(session string, i int) *livetabv1.TimelineEntry {
 	}}}
 }
 
-func benchTimeline(entries int) *livetabv1.Timeline {
+// benchSession is the stored value of a session after n events.
+func benchSession(n int) *livetabv1.Timeline {
 	tl := &livetabv1.Timeline{Session: "s", Account: "acct-0001"}
-	for i := range entries {
-		sessions.Insert(tl, benchEntry("s", i), benchT0)
+	for i := range n {
+		sessions.Add(tl, benchEntry("s", i), benchT0)
 	}
 	return tl
 }
@@ -50,18 +52,23 @@ func benchTimeline(entries int) *livetabv1.Timeline {
 // load, a long one, and the bound.
 func benchSizes() []int { return []int{0, 20, 100, sessions.MaxEntries} }
 
-// BenchmarkInsert is the pure part: one new entry, newest, into a
-// timeline of n entries.
-func BenchmarkInsert(b *testing.B) {
+// BenchmarkAdd is the pure part: the events n to n+ChunkSize-1 of a
+// session, one per op, each added to the session's value after the one
+// before (so one in ChunkSize seals the open chunk).
+func BenchmarkAdd(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
-			base := benchTimeline(n)
+			base := benchSession(n)
+			var tl *livetabv1.Timeline
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				tl := &livetabv1.Timeline{Session: base.Session, Account: base.Account, Entries: base.Entries[:len(base.Entries):len(base.Entries)]}
-				if !sessions.Insert(tl, benchEntry("s", n+i), benchT0) {
-					b.Fatal("not inserted")
+				if i%sessions.ChunkSize == 0 {
+					tl = &livetabv1.Timeline{Session: base.Session, Account: base.Account, Chunks: base.Chunks,
+						Entries: base.Entries[:len(base.Entries):len(base.Entries)]}
+				}
+				if _, changed := sessions.Add(tl, benchEntry("s", n+i%sessions.ChunkSize), benchT0); !changed {
+					b.Fatal("not added")
 				}
 				i++
 			}
@@ -69,67 +76,99 @@ func BenchmarkInsert(b *testing.B) {
 	}
 }
 
-// BenchmarkEventMessage is the callback's work per event around Insert:
-// decode the stored timeline, insert, encode it back.
+// BenchmarkEventMessage is the callbacks' work per event around Add, for
+// the events n to n+ChunkSize-1 of a session, one per op: decode the
+// stored value, add, encode it back; and when the open chunk is sealed, the
+// loopback of the chunk, its decoding by the loop callback and the encoding
+// of the chunk for its own key (the drop beyond MaxChunks is one more small
+// loopback). stored-bytes is the mean size of the session's value written.
 func BenchmarkEventMessage(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
-			stored, err := codecs.TimelineCodec{}.Encode(benchTimeline(n))
+			initial, err := codecs.TimelineCodec{}.Encode(benchSession(n))
 			if err != nil {
 				b.Fatal(err)
 			}
+			var stored []byte
+			written, seals := 0, 0
 			b.ReportAllocs()
+			i := 0
 			for b.Loop() {
+				if i%sessions.ChunkSize == 0 {
+					stored = initial
+				}
 				v, err := codecs.TimelineCodec{}.Decode(stored)
 				if err != nil {
 					b.Fatal(err)
 				}
 				tl := v.(*livetabv1.Timeline)
-				sessions.Insert(tl, benchEntry("s", 1_000_000), benchT0)
-				if _, err := (codecs.TimelineCodec{}).Encode(tl); err != nil {
+				sealed, _ := sessions.Add(tl, benchEntry("s", n+i%sessions.ChunkSize), benchT0)
+				if stored, err = (codecs.TimelineCodec{}).Encode(tl); err != nil {
 					b.Fatal(err)
 				}
+				written += len(stored)
+				if sealed != nil {
+					seals++
+					loop, err := proto.Marshal(&livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Chunk{Chunk: sealed}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					in, err := codecs.Typed[livetabv1.SessionsInput](loop)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := (codecs.TimelineCodec{}).Encode(in.GetChunk()); err != nil {
+						b.Fatal(err)
+					}
+				}
+				i++
 			}
-			b.ReportMetric(float64(len(stored)), "stored-bytes")
+			b.ReportMetric(float64(written)/float64(i), "stored-bytes")
+			b.ReportMetric(float64(seals)/float64(i), "seals/op")
 		})
 	}
 }
 
 // BenchmarkProcessorEvent runs the processor in goka's tester: app
-// sessions of 20 events, each event consumed from topics.Events.
+// sessions of 20 and of 100 events, each event consumed from topics.Events
+// (with the loopbacks of the chunks it seals).
 func BenchmarkProcessorEvent(b *testing.B) {
-	tt := tester.New(b)
-	p, err := goka.NewProcessor(nil, sessions.Graph(), goka.WithTester(tt), goka.WithLogger(log.New(io.Discard, "", 0)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("processor: %v", err)
-		}
-	}()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		session := fmt.Sprintf("s%d", i/20)
-		ev := benchEntry(session, i).GetEvent()
-		data, err := proto.Marshal(ev)
-		if err != nil {
-			b.Fatal(err)
-		}
-		tt.Consume(string(topics.Events), session, data, tester.WithTime(benchT0))
-		if i%500 == 499 {
-			// Keep the tester's storage small: it re-sorts its keys on
-			// every new key. Sessions here are 20 events, so clearing at
-			// a multiple of 20 cuts none.
-			b.StopTimer()
-			tt.ClearValues()
-			b.StartTimer()
-		}
-		i++
+	for _, length := range []int{20, 100} {
+		b.Run(fmt.Sprintf("session=%d", length), func(b *testing.B) {
+			tt := tester.New(b)
+			p, err := goka.NewProcessor(nil, sessions.Graph(), goka.WithTester(tt), goka.WithLogger(log.New(io.Discard, "", 0)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					b.Errorf("processor: %v", err)
+				}
+			}()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				session := fmt.Sprintf("s%d", i/length)
+				ev := benchEntry(session, i).GetEvent()
+				data, err := proto.Marshal(ev)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tt.Consume(string(topics.Events), session, data, tester.WithTime(benchT0))
+				if i%500 == 499 {
+					// Keep the tester's storage small: it re-sorts its keys
+					// on every new key. Clearing at a multiple of the
+					// session length cuts no session.
+					b.StopTimer()
+					tt.ClearValues()
+					b.StartTimer()
+				}
+				i++
+			}
+		})
 	}
 }

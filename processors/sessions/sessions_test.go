@@ -46,6 +46,44 @@ func getTimeline(t *testing.T, tt *tester.Tester, key string) *livetabv1.Timelin
 	return v.(*livetabv1.Timeline)
 }
 
+// read is the whole timeline of session, as the views read it.
+func read(t *testing.T, tt *tester.Tester, session string) *livetabv1.Timeline {
+	t.Helper()
+	tl, err := sessions.Read(func(key string) (*livetabv1.Timeline, error) { return getTimeline(t, tt, key), nil }, session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tl
+}
+
+// hitsOf are hits h<from>..h<to-1> of session, a second apart.
+func hitsOf(session string, from, to int) []*livetabv1.Hit {
+	var out []*livetabv1.Hit
+	for i := from; i < to; i++ {
+		out = append(out, hit(fmt.Sprintf("h%03d", i), session, time.Duration(i)*time.Second))
+	}
+	return out
+}
+
+func consumeHits(t *testing.T, tt *tester.Tester, hs []*livetabv1.Hit, opts ...tester.EmitOption) {
+	t.Helper()
+	for _, h := range hs {
+		gokatest.Consume(t, tt, topics.Hits, h.GetSession(), h, opts...)
+	}
+}
+
+// chunkKeys are the chunk keys of session in the table.
+func chunkKeys(tt *tester.Tester, session string) []string {
+	var out []string
+	for _, k := range tt.GetTableKeys(table) {
+		if s, _, ok := sessions.ParseChunkKey(k); ok && s == session {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func TestHitsAndEventsBuildTimeline(t *testing.T) {
 	tt := gokatest.Start(t, sessions.Graph())
 	writes := tt.NewQueueTracker(string(table))
@@ -77,23 +115,153 @@ func TestHitsAndEventsBuildTimeline(t *testing.T) {
 	})
 }
 
-func TestTimelineIsBounded(t *testing.T) {
+func TestSealing(t *testing.T) {
+	const n = sessions.ChunkSize
 	tt := gokatest.Start(t, sessions.Graph())
-	full := &livetabv1.Timeline{Session: "s1", Account: "acme"}
-	for i := range sessions.MaxEntries {
-		full.Entries = append(full.Entries, &livetabv1.TimelineEntry{Item: &livetabv1.TimelineEntry_Hit{
-			Hit: hit(fmt.Sprintf("h%04d", i), "s1", time.Duration(i)*time.Second)}})
+	writes := tt.NewQueueTracker(string(table))
+	loops := tt.NewQueueTracker(string(loop))
+
+	consumeHits(t, tt, hitsOf("s1", 0, n))
+	if tl := getTimeline(t, tt, "s1"); len(tl.GetEntries()) != n || tl.GetChunks() != 0 {
+		t.Fatalf("a full open chunk: %d entries, %d chunks; want %d and none", len(tl.GetEntries()), tl.GetChunks(), n)
 	}
-	tt.SetTableValue(table, "s1", full)
-	for i := sessions.MaxEntries; i < sessions.MaxEntries+3; i++ {
-		gokatest.Consume(t, tt, topics.Hits, "s1", hit(fmt.Sprintf("h%04d", i), "s1", time.Duration(i)*time.Second))
+	if l := gokatest.Drain(loops); len(l) != 0 {
+		t.Errorf("%d loopbacks before the open chunk overflowed, want none", len(l))
 	}
-	got := ids(getTimeline(t, tt, "s1"))
-	if len(got) != sessions.MaxEntries {
-		t.Fatalf("%d entries, want %d", len(got), sessions.MaxEntries)
+	gokatest.Drain(writes)
+
+	// The entry after a full chunk seals it.
+	consumeHits(t, tt, hitsOf("s1", n, n+1))
+	l := gokatest.Drain(loops)
+	if len(l) != 1 || l[0].Key != sessions.ChunkKey("s1", 0) {
+		t.Fatalf("loopbacks %v, want one to chunk 0", l)
 	}
-	if got[0] != "h0003" || got[len(got)-1] != fmt.Sprintf("h%04d", sessions.MaxEntries+2) {
-		t.Errorf("kept %s..%s, want the newest", got[0], got[len(got)-1])
+	in := gokatest.Decode(t, l[0], &livetabv1.SessionsInput{})
+	if c := in.GetChunk(); c.GetSession() != "s1" || c.GetAccount() != "acme" || !slices.Equal(ids(c), hitIDs(0, n)) {
+		t.Errorf("looped chunk %v, want s1/acme with %v", c, hitIDs(0, n))
+	}
+	w := gokatest.Drain(writes)
+	if len(w) != 2 || w[0].Key != "s1" || w[1].Key != sessions.ChunkKey("s1", 0) {
+		t.Fatalf("table writes %v, want the session and then its chunk 0", w)
+	}
+	head := getTimeline(t, tt, "s1")
+	if !slices.Equal(ids(head), hitIDs(n, n+1)) || head.GetChunks() != 1 || head.GetSealedUntilUs() != us(time.Duration(n-1)*time.Second) {
+		t.Errorf("session value: entries %v, %d chunks, sealed until %d; want %v, 1, %d",
+			ids(head), head.GetChunks(), head.GetSealedUntilUs(), hitIDs(n, n+1), us(time.Duration(n-1)*time.Second))
+	}
+	if c := getTimeline(t, tt, sessions.ChunkKey("s1", 0)); !slices.Equal(ids(c), hitIDs(0, n)) || c.GetChunks() != 0 {
+		t.Errorf("chunk 0: %v", c)
+	}
+
+	// Every entry costs one write of the session's value, and every
+	// ChunkSize entries one chunk.
+	consumeHits(t, tt, hitsOf("s1", n+1, 3*n+1))
+	if w := gokatest.Drain(writes); len(w) != 2*n+2 {
+		t.Errorf("%d table writes for %d entries, want %d", len(w), 2*n, 2*n+2)
+	}
+	if got, want := chunkKeys(tt, "s1"), []string{sessions.ChunkKey("s1", 0), sessions.ChunkKey("s1", 1), sessions.ChunkKey("s1", 2)}; !slices.Equal(got, want) {
+		t.Errorf("chunk keys %q, want %q", got, want)
+	}
+	if got := ids(read(t, tt, "s1")); !slices.Equal(got, hitIDs(0, 3*n+1)) {
+		t.Errorf("read %v, want %v", got, hitIDs(0, 3*n+1))
+	}
+}
+
+func TestOutOfOrderAcrossSeal(t *testing.T) {
+	const n = sessions.ChunkSize
+	tt := gokatest.Start(t, sessions.Graph())
+	// Hits 10.. fill a chunk; then 0 and 1 arrive late, older than all.
+	consumeHits(t, tt, hitsOf("s1", 10, 10+n))
+	consumeHits(t, tt, hitsOf("s1", 1, 2))
+	consumeHits(t, tt, hitsOf("s1", 0, 1))
+	if head := getTimeline(t, tt, "s1"); head.GetChunks() != 1 || !slices.Equal(ids(head), hitIDs(0, 2)) {
+		t.Errorf("session value: %d chunks, entries %v; want 1 and [h000 h001]", head.GetChunks(), ids(head))
+	}
+	tl := read(t, tt, "s1")
+	if want := append(hitIDs(0, 2), hitIDs(10, 10+n)...); !slices.Equal(ids(tl), want) {
+		t.Errorf("read %v, want %v", ids(tl), want)
+	}
+}
+
+func TestRedeliveryAcrossSeal(t *testing.T) {
+	const n = sessions.ChunkSize
+	tt := gokatest.Start(t, sessions.Graph())
+	writes := tt.NewQueueTracker(string(table))
+	loops := tt.NewQueueTracker(string(loop))
+	all := hitsOf("s1", 0, n+2)
+	consumeHits(t, tt, all)
+	gokatest.Drain(writes)
+	gokatest.Drain(loops)
+
+	// The open chunk's entries are recognised on arrival.
+	consumeHits(t, tt, all[n:])
+	if w := gokatest.Drain(writes); len(w) != 0 {
+		t.Errorf("redelivering the open chunk wrote %v", w)
+	}
+	// A sealed entry is stored again, and read once.
+	consumeHits(t, tt, all[:1])
+	if w := gokatest.Drain(writes); len(w) != 1 || w[0].Key != "s1" {
+		t.Errorf("redelivering a sealed entry wrote %v, want the session's value", w)
+	}
+	if got := ids(read(t, tt, "s1")); !slices.Equal(got, hitIDs(0, n+2)) {
+		t.Errorf("read %v, want %v", got, hitIDs(0, n+2))
+	}
+	// A redelivered seal stores the same chunk again.
+	before := getTimeline(t, tt, sessions.ChunkKey("s1", 0))
+	chunk := &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Chunk{Chunk: before}}
+	gokatest.Consume(t, tt, loop, sessions.ChunkKey("s1", 0), chunk)
+	if after := getTimeline(t, tt, sessions.ChunkKey("s1", 0)); !proto.Equal(after, before) {
+		t.Errorf("chunk 0 after a redelivered seal %v, want %v", after, before)
+	}
+}
+
+func TestTimelineIsBounded(t *testing.T) {
+	const n = sessions.ChunkSize
+	tt := gokatest.Start(t, sessions.Graph())
+	writes := tt.NewQueueTracker(string(table))
+	// MaxChunks+2 seals: chunks 0 and 1 are dropped.
+	total := (sessions.MaxChunks+2)*n + 1
+	consumeHits(t, tt, hitsOf("s1", 0, total))
+
+	var tombstones []string
+	for _, w := range gokatest.Drain(writes) {
+		if w.Value == nil {
+			tombstones = append(tombstones, w.Key)
+		}
+	}
+	if want := []string{sessions.ChunkKey("s1", 0), sessions.ChunkKey("s1", 1)}; !slices.Equal(tombstones, want) {
+		t.Errorf("tombstones %q, want %q", tombstones, want)
+	}
+	if keys := chunkKeys(tt, "s1"); len(keys) != sessions.MaxChunks {
+		t.Errorf("%d chunk keys, want %d", len(keys), sessions.MaxChunks)
+	}
+	got := ids(read(t, tt, "s1"))
+	if want := hitIDs(2*n, total); !slices.Equal(got, want) {
+		t.Errorf("read %d entries %s..%s, want %d %s..%s", len(got), got[0], got[len(got)-1], len(want), want[0], want[len(want)-1])
+	}
+
+	// With a full open chunk more than MaxEntries are kept; Read answers
+	// the newest.
+	consumeHits(t, tt, hitsOf("s1", total, total+n-1))
+	if got := ids(read(t, tt, "s1")); len(got) != sessions.MaxEntries || got[len(got)-1] != fmt.Sprintf("h%03d", total+n-2) {
+		t.Errorf("read %d entries, newest %s; want %d up to h%03d", len(got), got[len(got)-1], sessions.MaxEntries, total+n-2)
+	}
+}
+
+func TestValueWrittenBeforeChunks(t *testing.T) {
+	tt := gokatest.Start(t, sessions.Graph())
+	// A value of the layout before chunks: up to MaxEntries entries.
+	old := &livetabv1.Timeline{Session: "s1", Account: "acme"}
+	for _, h := range hitsOf("s1", 0, sessions.MaxEntries) {
+		old.Entries = append(old.Entries, &livetabv1.TimelineEntry{Item: &livetabv1.TimelineEntry_Hit{Hit: h}})
+	}
+	tt.SetTableValue(table, "s1", old)
+	consumeHits(t, tt, hitsOf("s1", sessions.MaxEntries, sessions.MaxEntries+2))
+	if head := getTimeline(t, tt, "s1"); head.GetChunks() != 1 || len(head.GetEntries()) != 2 {
+		t.Errorf("session value: %d chunks, %d entries; want its old entries sealed into 1, and 2", head.GetChunks(), len(head.GetEntries()))
+	}
+	if got := ids(read(t, tt, "s1")); len(got) != sessions.MaxEntries || got[0] != "h002" {
+		t.Errorf("read %d entries from %s, want the newest %d", len(got), got[0], sessions.MaxEntries)
 	}
 }
 
@@ -137,6 +305,8 @@ func TestConversionPairsBothSessions(t *testing.T) {
 	}
 	if l := gokatest.Drain(loops); len(l) != 1 || l[0].Key != "web" {
 		t.Errorf("loopback %v, want one to the hit session", l)
+	} else if in := gokatest.Decode(t, l[0], &livetabv1.SessionsInput{}); !proto.Equal(in.GetConversion(), c) {
+		t.Errorf("looped %v, want the conversion", in)
 	}
 
 	t.Run("redelivery and later conversions are ignored", func(t *testing.T) {
@@ -153,6 +323,31 @@ func TestConversionPairsBothSessions(t *testing.T) {
 			t.Errorf("app session re-paired with %q", got)
 		}
 	})
+}
+
+func TestConversionPairsChunkedSessions(t *testing.T) {
+	const n = sessions.ChunkSize
+	tt := gokatest.Start(t, sessions.Graph())
+	consumeHits(t, tt, hitsOf("web", 0, 2*n+1))
+	for i := range n + 1 {
+		gokatest.Consume(t, tt, topics.Events, "app", event(fmt.Sprintf("e%d", i), "app", time.Hour+time.Duration(i)*time.Second))
+	}
+	c := conversion("web", "app")
+	gokatest.Consume(t, tt, topics.Conversions, "app", c)
+	// More entries after the pairing seal more chunks.
+	consumeHits(t, tt, hitsOf("web", 2*n+1, 3*n+1))
+
+	for session, want := range map[string]struct {
+		paired  string
+		entries int
+		chunks  uint32
+	}{"web": {"app", 3*n + 1, 3}, "app": {"web", n + 1, 1}} {
+		tl := read(t, tt, session)
+		if tl.GetPairedSession() != want.paired || !proto.Equal(tl.GetConversion(), c) || len(tl.GetEntries()) != want.entries || tl.GetChunks() != want.chunks {
+			t.Errorf("%s: paired %q, conversion %v, %d entries in %d chunks; want %s, %v, %d in %d",
+				session, tl.GetPairedSession(), tl.GetConversion(), len(tl.GetEntries()), tl.GetChunks(), want.paired, c, want.entries, want.chunks)
+		}
+	}
 }
 
 func TestConversionBeforeEntries(t *testing.T) {
@@ -205,6 +400,15 @@ func TestBadRecordsAreSkipped(t *testing.T) {
 		{"event without account", topics.Events, "s1", &livetabv1.Event{Id: "e", Session: "s1"}, "without id"},
 		{"conversion without hit session", topics.Conversions, "app", &livetabv1.Conversion{Account: "acme", AppSession: "app"}, "without account"},
 		{"conversion keyed by another session", topics.Conversions, "other", conversion("web", "app"), "not keyed"},
+		{"hit keyed by a chunk key", topics.Hits, sessions.ChunkKey("s1", 0), hit("h", "s1", 0), "not a session id"},
+		{"event keyed by a chunk key", topics.Events, sessions.ChunkKey("s1", 0), event("e", "s1", 0), "not a session id"},
+		{"empty loop message", loop, "web", &livetabv1.SessionsInput{}, "empty loop message"},
+		{"looped conversion keyed by another session", loop, "other", &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Conversion{Conversion: conversion("web", "app")}}, "not keyed"},
+		{"looped conversion without account", loop, "web", &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Conversion{Conversion: &livetabv1.Conversion{HitSession: "web", AppSession: "app"}}}, "without account"},
+		{"chunk keyed by a session", loop, "s1", chunkInput("s1"), "not keyed by a chunk key"},
+		{"chunk keyed by another session's chunk key", loop, sessions.ChunkKey("s2", 0), chunkInput("s1"), "not keyed by a chunk key"},
+		{"empty chunk", loop, sessions.ChunkKey("s1", 0), &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Chunk{Chunk: &livetabv1.Timeline{Session: "s1"}}}, "empty chunk"},
+		{"drop keyed by a session", loop, "s1", &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Drop{Drop: true}}, "drop not keyed by a chunk key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -221,15 +425,26 @@ func TestBadRecordsAreSkipped(t *testing.T) {
 	if w := gokatest.Drain(writes); len(w) != 0 {
 		t.Errorf("bad records wrote %d table values", len(w))
 	}
-	// The one record on the loop topic is the test's garbage.
-	if l := gokatest.Drain(loops); len(l) != 1 {
-		t.Errorf("bad records looped %d times", len(l)-1)
+	// The records on the loop topic are the test's.
+	var own int
+	for _, tc := range tests {
+		if tc.topic == loop {
+			own++
+		}
+	}
+	if l := gokatest.Drain(loops); len(l) != own {
+		t.Errorf("bad records looped %d times", len(l)-own)
 	}
 	// The processor is still running.
 	gokatest.Consume(t, tt, topics.Hits, "s1", hit("h1", "s1", 0))
 	if got := ids(getTimeline(t, tt, "s1")); !slices.Equal(got, []string{"h1"}) {
 		t.Errorf("entries after bad records = %v, want [h1]", got)
 	}
+}
+
+func chunkInput(session string) *livetabv1.SessionsInput {
+	return &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Chunk{Chunk: &livetabv1.Timeline{Session: session, Account: "acme",
+		Entries: []*livetabv1.TimelineEntry{{Item: &livetabv1.TimelineEntry_Hit{Hit: hit("h", session, 0)}}}}}}
 }
 
 func TestRetentionSweep(t *testing.T) {
@@ -245,6 +460,25 @@ func TestRetentionSweep(t *testing.T) {
 	gokatest.Consume(t, tt, topics.Hits, "fresh", hit("f1", "fresh", -time.Hour))
 	// Paired a minute after t0 (conversion()), no entries yet.
 	gokatest.Consume(t, tt, topics.Conversions, "app", conversion("web", "app"))
+	// A long session: chunk 0 expired, chunk 1 half expired, the open chunk
+	// expired (an old entry arriving late).
+	const n = sessions.ChunkSize
+	var long []*livetabv1.Hit
+	for i := range n {
+		long = append(long, hit(fmt.Sprintf("c0-%d", i), "long", -90*day+time.Duration(i)*time.Second))
+	}
+	for i := range n {
+		at := -61 * day
+		if i >= n/2 {
+			at = -day
+		}
+		long = append(long, hit(fmt.Sprintf("c1-%d", i), "long", at+time.Duration(i)*time.Second))
+	}
+	long = append(long, hit("open", "long", -61*day))
+	consumeHits(t, tt, long)
+	if keys := chunkKeys(tt, "long"); len(keys) != 2 {
+		t.Fatalf("long session has chunk keys %q, want 2", keys)
+	}
 	writes := tt.NewQueueTracker(string(table))
 
 	ctx := context.Background()
@@ -287,6 +521,24 @@ func TestRetentionSweep(t *testing.T) {
 		if getTimeline(t, tt, k) == nil {
 			t.Errorf("session %s deleted", k)
 		}
+	}
+	// The long session's expired chunk goes, the other is trimmed, and
+	// its value stays for it though its open chunk is empty.
+	if v, ok := got[sessions.ChunkKey("long", 0)]; !ok || v != nil {
+		t.Errorf("expired chunk: wrote %v (present %v), want a tombstone", v, ok)
+	}
+	if _, ok := got[sessions.ChunkKey("long", 1)]; !ok {
+		t.Error("half expired chunk not rewritten")
+	}
+	if head := getTimeline(t, tt, "long"); head == nil || len(head.GetEntries()) != 0 || head.GetChunks() != 2 {
+		t.Errorf("long session's value %v, want it kept, with no entries and 2 chunks", head)
+	}
+	var young []string
+	for i := n / 2; i < n; i++ {
+		young = append(young, fmt.Sprintf("c1-%d", i))
+	}
+	if got := ids(read(t, tt, "long")); !slices.Equal(got, young) {
+		t.Errorf("long session reads %v, want %v", got, young)
 	}
 
 	// Sixty days on, the pairing of app and web has expired too.
