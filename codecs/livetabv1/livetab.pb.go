@@ -2235,21 +2235,32 @@ func (*ViewInput_Event) isViewInput_Item() {}
 
 func (*ViewInput_Conversion) isViewInput_Item() {}
 
-// AccountState is the liveview table's value for one account.
+// AccountState is the liveview table's value for one account. It is decoded
+// and encoded once per item, so the items and pending marks it holds are
+// kept encoded, each list in one bytes field: decoding and encoding the
+// state copies each list once without parsing it, and the processor reads
+// only the entries it needs.
 type AccountState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Cursor of the newest item.
 	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	// The items a conversion may still mark: install-like event items among
-	// the newest 100 cursors, oldest first. Other items live on the view
-	// topic only.
+	// Unused, replaced by markable (6): livetab is a new project, so no
+	// stored state holds it and nothing migrates it. To be reserved once
+	// codecs' benchmarks stop filling it.
+	//
+	// Deprecated: Marked as deprecated in livetab/v1/livetab.proto.
 	Items    []*ViewItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
 	Counters *Counters   `protobuf:"bytes,3,opt,name=counters,proto3" json:"counters,omitempty"`
-	// Conversions whose event item has not arrived yet.
-	PendingMarks []*Conversion `protobuf:"bytes,4,rep,name=pending_marks,json=pendingMarks,proto3" json:"pending_marks,omitempty"`
 	// Fingerprints of the newest 100 items (a 64-bit hash of kind and payload
 	// id), oldest first, so that a redelivered input emits nothing.
-	Recent        []uint64 `protobuf:"fixed64,5,rep,packed,name=recent,proto3" json:"recent,omitempty"`
+	Recent []uint64 `protobuf:"fixed64,5,rep,packed,name=recent,proto3" json:"recent,omitempty"`
+	// The items a conversion may still mark: install-like event items among
+	// the newest 100 cursors, oldest first, as an encoded MarkableItems. Other
+	// items live on the view topic only.
+	Markable []byte `protobuf:"bytes,6,opt,name=markable,proto3" json:"markable,omitempty"`
+	// Conversions whose event item has not arrived yet, oldest first, as an
+	// encoded PendingMarks.
+	Pending       []byte `protobuf:"bytes,7,opt,name=pending,proto3" json:"pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2291,6 +2302,7 @@ func (x *AccountState) GetSeq() uint64 {
 	return 0
 }
 
+// Deprecated: Marked as deprecated in livetab/v1/livetab.proto.
 func (x *AccountState) GetItems() []*ViewItem {
 	if x != nil {
 		return x.Items
@@ -2305,16 +2317,23 @@ func (x *AccountState) GetCounters() *Counters {
 	return nil
 }
 
-func (x *AccountState) GetPendingMarks() []*Conversion {
+func (x *AccountState) GetRecent() []uint64 {
 	if x != nil {
-		return x.PendingMarks
+		return x.Recent
 	}
 	return nil
 }
 
-func (x *AccountState) GetRecent() []uint64 {
+func (x *AccountState) GetMarkable() []byte {
 	if x != nil {
-		return x.Recent
+		return x.Markable
+	}
+	return nil
+}
+
+func (x *AccountState) GetPending() []byte {
+	if x != nil {
+		return x.Pending
 	}
 	return nil
 }
@@ -2427,6 +2446,100 @@ func (x *Link) GetUpdatedUs() int64 {
 		return x.UpdatedUs
 	}
 	return 0
+}
+
+// MarkableItems is the form of AccountState.markable.
+type AccountState_MarkableItems struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each as it was emitted, but without emitted_us (set when it is
+	// emitted again).
+	Items         []*ViewItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountState_MarkableItems) Reset() {
+	*x = AccountState_MarkableItems{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountState_MarkableItems) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountState_MarkableItems) ProtoMessage() {}
+
+func (x *AccountState_MarkableItems) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountState_MarkableItems.ProtoReflect.Descriptor instead.
+func (*AccountState_MarkableItems) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{21, 0}
+}
+
+func (x *AccountState_MarkableItems) GetItems() []*ViewItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// PendingMarks is the form of AccountState.pending.
+type AccountState_PendingMarks struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each conversion keeps only what a mark needs: id, app_session,
+	// event_id, hit_session, hit_id, method, time_us.
+	Marks         []*Conversion `protobuf:"bytes,1,rep,name=marks,proto3" json:"marks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountState_PendingMarks) Reset() {
+	*x = AccountState_PendingMarks{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountState_PendingMarks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountState_PendingMarks) ProtoMessage() {}
+
+func (x *AccountState_PendingMarks) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountState_PendingMarks.ProtoReflect.Descriptor instead.
+func (*AccountState_PendingMarks) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{21, 1}
+}
+
+func (x *AccountState_PendingMarks) GetMarks() []*Conversion {
+	if x != nil {
+		return x.Marks
+	}
+	return nil
 }
 
 var File_livetab_v1_livetab_proto protoreflect.FileDescriptor
@@ -2621,13 +2734,18 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\n" +
 	"conversion\x18\x03 \x01(\v2\x16.livetab.v1.ConversionH\x00R\n" +
 	"conversionB\x06\n" +
-	"\x04item\"\xd3\x01\n" +
+	"\x04item\"\xe0\x02\n" +
 	"\fAccountState\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12*\n" +
-	"\x05items\x18\x02 \x03(\v2\x14.livetab.v1.ViewItemR\x05items\x120\n" +
-	"\bcounters\x18\x03 \x01(\v2\x14.livetab.v1.CountersR\bcounters\x12;\n" +
-	"\rpending_marks\x18\x04 \x03(\v2\x16.livetab.v1.ConversionR\fpendingMarks\x12\x16\n" +
-	"\x06recent\x18\x05 \x03(\x06R\x06recent\"\xc3\x02\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
+	"\x05items\x18\x02 \x03(\v2\x14.livetab.v1.ViewItemB\x02\x18\x01R\x05items\x120\n" +
+	"\bcounters\x18\x03 \x01(\v2\x14.livetab.v1.CountersR\bcounters\x12\x16\n" +
+	"\x06recent\x18\x05 \x03(\x06R\x06recent\x12\x1a\n" +
+	"\bmarkable\x18\x06 \x01(\fR\bmarkable\x12\x18\n" +
+	"\apending\x18\a \x01(\fR\apending\x1a;\n" +
+	"\rMarkableItems\x12*\n" +
+	"\x05items\x18\x01 \x03(\v2\x14.livetab.v1.ViewItemR\x05items\x1a<\n" +
+	"\fPendingMarks\x12,\n" +
+	"\x05marks\x18\x01 \x03(\v2\x16.livetab.v1.ConversionR\x05marksJ\x04\b\x04\x10\x05R\rpending_marks\"\xc3\x02\n" +
 	"\x04Link\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12 \n" +
@@ -2673,37 +2791,39 @@ func file_livetab_v1_livetab_proto_rawDescGZIP() []byte {
 }
 
 var file_livetab_v1_livetab_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_livetab_v1_livetab_proto_goTypes = []any{
-	(Platform)(0),            // 0: livetab.v1.Platform
-	(MatchMethod)(0),         // 1: livetab.v1.MatchMethod
-	(Kind)(0),                // 2: livetab.v1.Kind
-	(*Request)(nil),          // 3: livetab.v1.Request
-	(*Hit)(nil),              // 4: livetab.v1.Hit
-	(*Event)(nil),            // 5: livetab.v1.Event
-	(*EventBatch)(nil),       // 6: livetab.v1.EventBatch
-	(*Conversion)(nil),       // 7: livetab.v1.Conversion
-	(*TimelineEntry)(nil),    // 8: livetab.v1.TimelineEntry
-	(*Timeline)(nil),         // 9: livetab.v1.Timeline
-	(*SessionsInput)(nil),    // 10: livetab.v1.SessionsInput
-	(*AttributionInput)(nil), // 11: livetab.v1.AttributionInput
-	(*Candidate)(nil),        // 12: livetab.v1.Candidate
-	(*MatchState)(nil),       // 13: livetab.v1.MatchState
-	(*AppSessionState)(nil),  // 14: livetab.v1.AppSessionState
-	(*AttributionState)(nil), // 15: livetab.v1.AttributionState
-	(*Tick)(nil),             // 16: livetab.v1.Tick
-	(*Timer)(nil),            // 17: livetab.v1.Timer
-	(*TimerSchedule)(nil),    // 18: livetab.v1.TimerSchedule
-	(*TimerState)(nil),       // 19: livetab.v1.TimerState
-	(*ConvertedWith)(nil),    // 20: livetab.v1.ConvertedWith
-	(*Counters)(nil),         // 21: livetab.v1.Counters
-	(*ViewItem)(nil),         // 22: livetab.v1.ViewItem
-	(*ViewInput)(nil),        // 23: livetab.v1.ViewInput
-	(*AccountState)(nil),     // 24: livetab.v1.AccountState
-	(*Link)(nil),             // 25: livetab.v1.Link
-	nil,                      // 26: livetab.v1.Request.ParamsEntry
-	nil,                      // 27: livetab.v1.Event.ParamsEntry
-	nil,                      // 28: livetab.v1.Link.TagsEntry
+	(Platform)(0),                      // 0: livetab.v1.Platform
+	(MatchMethod)(0),                   // 1: livetab.v1.MatchMethod
+	(Kind)(0),                          // 2: livetab.v1.Kind
+	(*Request)(nil),                    // 3: livetab.v1.Request
+	(*Hit)(nil),                        // 4: livetab.v1.Hit
+	(*Event)(nil),                      // 5: livetab.v1.Event
+	(*EventBatch)(nil),                 // 6: livetab.v1.EventBatch
+	(*Conversion)(nil),                 // 7: livetab.v1.Conversion
+	(*TimelineEntry)(nil),              // 8: livetab.v1.TimelineEntry
+	(*Timeline)(nil),                   // 9: livetab.v1.Timeline
+	(*SessionsInput)(nil),              // 10: livetab.v1.SessionsInput
+	(*AttributionInput)(nil),           // 11: livetab.v1.AttributionInput
+	(*Candidate)(nil),                  // 12: livetab.v1.Candidate
+	(*MatchState)(nil),                 // 13: livetab.v1.MatchState
+	(*AppSessionState)(nil),            // 14: livetab.v1.AppSessionState
+	(*AttributionState)(nil),           // 15: livetab.v1.AttributionState
+	(*Tick)(nil),                       // 16: livetab.v1.Tick
+	(*Timer)(nil),                      // 17: livetab.v1.Timer
+	(*TimerSchedule)(nil),              // 18: livetab.v1.TimerSchedule
+	(*TimerState)(nil),                 // 19: livetab.v1.TimerState
+	(*ConvertedWith)(nil),              // 20: livetab.v1.ConvertedWith
+	(*Counters)(nil),                   // 21: livetab.v1.Counters
+	(*ViewItem)(nil),                   // 22: livetab.v1.ViewItem
+	(*ViewInput)(nil),                  // 23: livetab.v1.ViewInput
+	(*AccountState)(nil),               // 24: livetab.v1.AccountState
+	(*Link)(nil),                       // 25: livetab.v1.Link
+	nil,                                // 26: livetab.v1.Request.ParamsEntry
+	nil,                                // 27: livetab.v1.Event.ParamsEntry
+	(*AccountState_MarkableItems)(nil), // 28: livetab.v1.AccountState.MarkableItems
+	(*AccountState_PendingMarks)(nil),  // 29: livetab.v1.AccountState.PendingMarks
+	nil,                                // 30: livetab.v1.Link.TagsEntry
 }
 var file_livetab_v1_livetab_proto_depIdxs = []int32{
 	26, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
@@ -2748,13 +2868,14 @@ var file_livetab_v1_livetab_proto_depIdxs = []int32{
 	7,  // 39: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
 	22, // 40: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
 	21, // 41: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
-	7,  // 42: livetab.v1.AccountState.pending_marks:type_name -> livetab.v1.Conversion
-	28, // 43: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	30, // 42: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
+	22, // 43: livetab.v1.AccountState.MarkableItems.items:type_name -> livetab.v1.ViewItem
+	7,  // 44: livetab.v1.AccountState.PendingMarks.marks:type_name -> livetab.v1.Conversion
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_livetab_v1_livetab_proto_init() }
@@ -2804,7 +2925,7 @@ func file_livetab_v1_livetab_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_livetab_v1_livetab_proto_rawDesc), len(file_livetab_v1_livetab_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

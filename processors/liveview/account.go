@@ -1,11 +1,7 @@
 package liveview
 
 import (
-	"encoding/binary"
-	"hash/fnv"
 	"slices"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs/livetabv1"
 	"github.com/livetab/livetab/processors/attribution"
@@ -15,7 +11,7 @@ import (
 // Window is how many of an account's newest items its state remembers:
 // their fingerprints (AccountState.recent), so that a redelivered input
 // emits nothing, and the install-like event items among them
-// (AccountState.items), so that a conversion can still mark them. It is
+// (AccountState.markable), so that a conversion can still mark them. It is
 // exactly the slots the view topic keeps per account, so that every item
 // that may be re-emitted still owns its slot (topics.ViewKey(account,
 // cursor)) and a re-emission never overwrites a newer item.
@@ -25,44 +21,31 @@ const Window = topics.ViewSlots
 // item has not arrived; the oldest go first.
 const MaxPendingMarks = 100
 
-// Input is what one ViewInput carries, flattened.
-type Input struct {
-	Kind    livetabv1.Kind
-	ID      string
-	Account string
-	// Session is the hit's or event's session, or the conversion's app
-	// session.
-	Session    string
-	ReceivedUs int64
-}
-
-// Describe flattens in. A ViewInput with no payload has Kind
-// KIND_UNSPECIFIED.
-func Describe(in *livetabv1.ViewInput) Input {
-	switch {
-	case in.GetHit() != nil:
-		h := in.GetHit()
-		return Input{livetabv1.Kind_KIND_HIT, h.GetId(), h.GetAccount(), h.GetSession(), h.GetReceivedUs()}
-	case in.GetEvent() != nil:
-		e := in.GetEvent()
-		return Input{livetabv1.Kind_KIND_EVENT, e.GetId(), e.GetAccount(), e.GetSession(), e.GetReceivedUs()}
-	case in.GetConversion() != nil:
-		c := in.GetConversion()
-		return Input{livetabv1.Kind_KIND_CONVERSION, c.GetId(), c.GetAccount(), c.GetAppSession(), c.GetReceivedUs()}
-	}
-	return Input{}
-}
-
 // Fingerprint is what AccountState.recent holds for an item: the 64-bit
 // FNV-1a hash of its kind (as a varint, so that kind and id cannot run
 // into each other) and its payload's id. It must not change between
 // versions or processes: the states that hold it outlive both.
 func Fingerprint(kind livetabv1.Kind, id string) uint64 {
-	var buf [binary.MaxVarintLen64]byte
-	h := fnv.New64a()
-	h.Write(binary.AppendUvarint(buf[:0], uint64(kind)))
-	h.Write([]byte(id))
-	return h.Sum64()
+	// hash/fnv, written out so that it allocates nothing.
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	h := uint64(offset64)
+	for k := uint64(kind); ; k >>= 7 {
+		c := byte(k & 0x7f)
+		if k >= 0x80 {
+			c |= 0x80
+		}
+		h = (h ^ uint64(c)) * prime64
+		if k < 0x80 {
+			break
+		}
+	}
+	for i := range len(id) {
+		h = (h ^ uint64(id[i])) * prime64
+	}
+	return h
 }
 
 // Mark is what a conversion tells about the event it converted.
@@ -75,10 +58,11 @@ func Mark(c *livetabv1.Conversion) *livetabv1.ConvertedWith {
 	}
 }
 
-// marks reports whether conversion c converted event e. The session is
-// compared too because event ids are chosen by the SDKs.
-func marks(c *livetabv1.Conversion, e *livetabv1.Event) bool {
-	return c.GetEventId() == e.GetId() && c.GetAppSession() == e.GetSession()
+// Item is a view item to emit: its cursor and its encoded ViewItem. Its
+// key on the view topic is topics.ViewKey(account, Cursor).
+type Item struct {
+	Cursor uint64
+	Data   []byte
 }
 
 // Apply adds in to an account's state st and returns the items to emit to
@@ -87,33 +71,33 @@ func marks(c *livetabv1.Conversion, e *livetabv1.Event) bool {
 // st.Recent) or has no payload. nowUs is the emission time (wall clock).
 //
 // The new item gets the next cursor and the account's counters after
-// counting it; it is always the last item returned. Only conversions mark
-// items, and only install-like events (attribution.InstallLike), so st
-// keeps the unmarked install-like event items among the newest Window
-// cursors and no other item: those live on the view topic only. A
-// conversion marks the event item it converted, which is emitted again
-// (same cursor) before the conversion item, so that the last item emitted
-// always carries the latest counters, and leaves st (an event is marked
-// once). When that event item is not in st, the mark waits in
-// st.PendingMarks and is applied if the event arrives later; a mark whose
-// event has passed (aged out, already marked, or not install-like) waits
-// there until MaxPendingMarks newer ones push it out.
+// counting it; it is always the last item returned, and carries in's
+// payload as it came. Only conversions mark items, and only install-like
+// events (attribution.InstallLike), so st keeps the unmarked install-like
+// event items among the newest Window cursors (st.Markable) and no other
+// item: those live on the view topic only. A conversion marks the event
+// item it converted, which is emitted again (same cursor) before the
+// conversion item, so that the last item emitted always carries the latest
+// counters, and leaves st (an event is marked once). When that event item
+// is not in st, the mark waits in st.Pending and is applied if the event
+// arrives later; a mark whose event has passed (aged out, already marked,
+// or not install-like) waits there until MaxPendingMarks newer ones push it
+// out.
 //
 // st shares no memory with in or with the returned items, so either may be
-// changed afterwards; the returned items share in's payload.
-func Apply(st *livetabv1.AccountState, in *livetabv1.ViewInput, nowUs int64) []*livetabv1.ViewItem {
-	d := Describe(in)
-	if d.Kind == livetabv1.Kind_KIND_UNSPECIFIED {
+// changed afterwards.
+func Apply(st *livetabv1.AccountState, in Input, nowUs int64) []Item {
+	if in.Kind == livetabv1.Kind_KIND_UNSPECIFIED {
 		return nil
 	}
-	fp := Fingerprint(d.Kind, d.ID)
+	fp := Fingerprint(in.Kind, in.ID)
 	if slices.Contains(st.Recent, fp) {
 		return nil
 	}
 	if st.Counters == nil {
 		st.Counters = &livetabv1.Counters{}
 	}
-	switch d.Kind {
+	switch in.Kind {
 	case livetabv1.Kind_KIND_HIT:
 		st.Counters.Hits++
 	case livetabv1.Kind_KIND_EVENT:
@@ -122,43 +106,24 @@ func Apply(st *livetabv1.AccountState, in *livetabv1.ViewInput, nowUs int64) []*
 		st.Counters.Conversions++
 	}
 	st.Seq++
-	item := &livetabv1.ViewItem{
-		Cursor:     st.Seq,
-		Account:    d.Account,
-		Kind:       d.Kind,
-		Session:    d.Session,
-		ReceivedUs: d.ReceivedUs,
-		Counters:   &livetabv1.Counters{Hits: st.Counters.Hits, Events: st.Counters.Events, Conversions: st.Counters.Conversions},
-		EmittedUs:  nowUs,
-	}
-	var out []*livetabv1.ViewItem
-	markable := false
-	switch d.Kind {
-	case livetabv1.Kind_KIND_HIT:
-		item.Payload = &livetabv1.ViewItem_Hit{Hit: in.GetHit()}
+	var (
+		out      []Item
+		with     *livetabv1.ConvertedWith
+		markable bool
+	)
+	switch in.Kind {
 	case livetabv1.Kind_KIND_EVENT:
-		ev := in.GetEvent()
-		item.Payload = &livetabv1.ViewItem_Event{Event: ev}
-		if attribution.InstallLike(ev.GetName()) {
-			if i := slices.IndexFunc(st.PendingMarks, func(c *livetabv1.Conversion) bool { return marks(c, ev) }); i >= 0 {
-				item.ConvertedWith = Mark(st.PendingMarks[i])
-				st.PendingMarks = slices.Delete(st.PendingMarks, i, i+1)
-			} else {
-				markable = true
-			}
+		if attribution.InstallLike(in.Name) {
+			with = takePending(st, in.ID, in.Session)
+			markable = with == nil
 		}
 	case livetabv1.Kind_KIND_CONVERSION:
-		c := in.GetConversion()
-		item.Payload = &livetabv1.ViewItem_Conversion{Conversion: c}
+		c := in.Conversion
 		// Looked up before the items of cursor Seq-Window leave st: that
 		// item's re-emission still precedes the conversion item, the next
 		// owner of its slot.
-		if i := slices.IndexFunc(st.Items, func(it *livetabv1.ViewItem) bool { return marks(c, it.GetEvent()) }); i >= 0 {
-			ev := st.Items[i]
-			st.Items = slices.Delete(st.Items, i, i+1)
-			ev.ConvertedWith = Mark(c)
-			ev.EmittedUs = nowUs
-			out = append(out, ev)
+		if cursor, stored, ok := takeMarkable(st, c.GetEventId(), c.GetAppSession()); ok {
+			out = append(out, Item{Cursor: cursor, Data: remark(stored, Mark(c), nowUs)})
 		} else if !slices.Contains(st.Recent, Fingerprint(livetabv1.Kind_KIND_EVENT, c.GetEventId())) {
 			// The event raced ahead on another partition of the
 			// conversions' topic, has not been sent yet, or has passed.
@@ -170,11 +135,60 @@ func Apply(st *livetabv1.AccountState, in *livetabv1.ViewInput, nowUs int64) []*
 		}
 	}
 	remember(st, fp)
-	st.Items = slices.DeleteFunc(st.Items, func(it *livetabv1.ViewItem) bool { return st.Seq-it.GetCursor() >= Window })
-	if markable {
-		st.Items = append(st.Items, proto.CloneOf(item))
+	// Oldest first: only a prefix ages out.
+	off := 0
+	for {
+		v, _, end, ok := nextEntry(st.Markable, off)
+		if !ok || st.Seq-readStoredItem(v).cursor < Window {
+			break
+		}
+		off = end
 	}
-	return append(out, item)
+	st.Markable = deleteBytes(st.Markable, 0, off)
+
+	item := appendItem(make([]byte, 0, itemSizeBound(&in, with)), st.Seq, &in, with, st.Counters)
+	if markable {
+		st.Markable = appendEntry(st.Markable, item)
+	}
+	return append(out, Item{Cursor: st.Seq, Data: appendEmitted(item, nowUs)})
+}
+
+// takeMarkable removes from st.Markable the item of the event (eventID,
+// session) and returns it (a copy) with its cursor; ok is false when st
+// holds none. The session is compared too because event ids are chosen by
+// the SDKs.
+func takeMarkable(st *livetabv1.AccountState, eventID, session string) (cursor uint64, item []byte, ok bool) {
+	for v, start, end, ok := nextEntry(st.Markable, 0); ok; v, start, end, ok = nextEntry(st.Markable, end) {
+		if it := readStoredItem(v); string(it.eventID) == eventID && string(it.session) == session {
+			item = slices.Clone(v)
+			st.Markable = deleteBytes(st.Markable, start, end)
+			return it.cursor, item, true
+		}
+	}
+	return 0, nil, false
+}
+
+// takePending removes from st.Pending the mark of the event (eventID,
+// session) and returns it; nil when none waits for it.
+func takePending(st *livetabv1.AccountState, eventID, session string) *livetabv1.ConvertedWith {
+	for v, start, end, ok := nextEntry(st.Pending, 0); ok; v, start, end, ok = nextEntry(st.Pending, end) {
+		if m := readPendingMark(v); string(m.eventID) == eventID && string(m.appSession) == session {
+			with := &livetabv1.ConvertedWith{Session: string(m.hitSession), Method: m.method, HitId: string(m.hitID), TimeUs: m.timeUs}
+			st.Pending = deleteBytes(st.Pending, start, end)
+			return with
+		}
+	}
+	return nil
+}
+
+// deleteBytes removes b[i:j] in place, and is nil once nothing is left,
+// as a decoded state's empty bytes are.
+func deleteBytes(b []byte, i, j int) []byte {
+	b = slices.Delete(b, i, j)
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // remember appends fp to st.Recent, keeping the newest Window. It shifts
@@ -190,23 +204,24 @@ func remember(st *livetabv1.AccountState, fp uint64) {
 	st.Recent = append(st.Recent[:n], fp)
 }
 
-// addPending keeps c in st.PendingMarks, once, with only the fields that
-// Apply reads from a pending mark (marks, Mark, the id that dedupes): the
-// list may be full for long and is decoded and encoded with every item.
+// addPending keeps c in st.Pending, once, with only the fields that a mark
+// needs; the oldest go beyond MaxPendingMarks.
 func addPending(st *livetabv1.AccountState, c *livetabv1.Conversion) {
-	if slices.ContainsFunc(st.PendingMarks, func(p *livetabv1.Conversion) bool { return p.GetId() == c.GetId() }) {
-		return
+	marks := 0
+	for v, _, end, ok := nextEntry(st.Pending, 0); ok; v, _, end, ok = nextEntry(st.Pending, end) {
+		if string(readPendingMark(v).id) == c.GetId() {
+			return
+		}
+		marks++
 	}
-	st.PendingMarks = append(st.PendingMarks, &livetabv1.Conversion{
-		Id:         c.GetId(),
-		AppSession: c.GetAppSession(),
-		EventId:    c.GetEventId(),
-		HitSession: c.GetHitSession(),
-		HitId:      c.GetHitId(),
-		Method:     c.GetMethod(),
-		TimeUs:     c.GetTimeUs(),
-	})
-	if extra := len(st.PendingMarks) - MaxPendingMarks; extra > 0 {
-		st.PendingMarks = slices.Clone(st.PendingMarks[extra:])
+	st.Pending = appendPendingMark(st.Pending, c)
+	off := 0
+	for range marks + 1 - MaxPendingMarks {
+		_, _, end, ok := nextEntry(st.Pending, off)
+		if !ok {
+			break
+		}
+		off = end
 	}
+	st.Pending = deleteBytes(st.Pending, 0, off)
 }

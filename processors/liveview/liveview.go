@@ -3,7 +3,9 @@
 // compacted topics.View, keyed by topics.ViewKey(account, cursor).
 //
 // Inputs (keyed by session) are looped back keyed by account, as they came
-// (only their id and account are read). The group table
+// (only their id and account are read). The loop reads only what it
+// decides with, and emits each item built around the input's bytes; only
+// conversions, which are rare, are decoded. The group table
 // (topics.LiveviewGroup, value livetabv1.AccountState) numbers each
 // account's items and counts them, and keeps only what its decisions need,
 // so that an item costs the same whatever the account's history: the
@@ -68,7 +70,8 @@ func NewGraph(opts Options) *goka.GroupGraph {
 		goka.Input(topics.Events, new(codec.Bytes), h.event),
 		goka.Input(topics.Conversions, new(codec.Bytes), h.conversion),
 		goka.Loop(new(codec.Bytes), h.loop),
-		goka.Output(topics.View, codecs.ViewItemCodec{}),
+		// The loop emits items encoded already.
+		goka.Output(topics.View, encodedItemCodec{}),
 		goka.Persist(codecs.AccountStateCodec{}),
 	)
 }
@@ -119,8 +122,9 @@ func (h handler) conversion(ctx goka.Context, msg any) {
 // forward loops an input record (msg, raw bytes of a Hit, Event or
 // Conversion) to its account, as a ViewInput whose item is field.
 //
-// Only the record's id and account are read here; the loop decodes the
-// whole record, and skips it then if a part nested deeper does not decode.
+// Only the record's id and account are read here; the loop checks the
+// whole record (ReadInput), and skips it then if a part nested deeper does
+// not decode.
 func (h handler) forward(ctx goka.Context, kind livetabv1.Kind, field protowire.Number, msg any) {
 	data, _ := msg.([]byte)
 	id, account, err := idAndAccount(data)
@@ -180,13 +184,14 @@ func idAndAccount(data []byte) (id, account string, err error) {
 // loop adds an input to its account's state (the key) and emits the
 // resulting view items.
 func (h handler) loop(ctx goka.Context, msg any) {
-	in, ok := procutil.Decode[livetabv1.ViewInput](ctx, h.log, msg)
-	if !ok {
+	data, _ := msg.([]byte)
+	in, err := ReadInput(data)
+	if err != nil {
+		procutil.Skip(ctx, h.log, "record does not decode", "error", err)
 		return
 	}
-	d := Describe(in)
-	if d.Kind == livetabv1.Kind_KIND_UNSPECIFIED || d.Account == "" || d.Account != ctx.Key() {
-		procutil.Skip(ctx, h.log, "view input without payload or not keyed by its account", "kind", d.Kind.String(), "account", d.Account)
+	if in.Kind == livetabv1.Kind_KIND_UNSPECIFIED || in.Account == "" || in.Account != ctx.Key() {
+		procutil.Skip(ctx, h.log, "view input without payload or not keyed by its account", "kind", in.Kind.String(), "account", in.Account)
 		return
 	}
 	st, _ := ctx.Value().(*livetabv1.AccountState)
@@ -198,7 +203,26 @@ func (h handler) loop(ctx goka.Context, msg any) {
 		return
 	}
 	for _, it := range items {
-		ctx.Emit(topics.View, topics.ViewKey(it.GetAccount(), it.GetCursor()), it)
+		ctx.Emit(topics.View, topics.ViewKey(in.Account, it.Cursor), it.Data)
 	}
 	ctx.SetValue(st)
+}
+
+// encodedItemCodec is the view topic's codec in this group: Encode takes
+// an item encoded already (Apply's Item.Data, a []byte) as it is, and
+// Decode gives a *livetabv1.ViewItem, as every reader of the topic decodes
+// it (goka's tester decodes what a test reads back with it). On the wire
+// it is codecs.ViewItemCodec's.
+type encodedItemCodec struct{}
+
+func (encodedItemCodec) Encode(value any) ([]byte, error) {
+	b, ok := value.([]byte)
+	if !ok {
+		return nil, fmt.Errorf("%w: got %T, want an encoded view item ([]byte)", codecs.ErrType, value)
+	}
+	return b, nil
+}
+
+func (encodedItemCodec) Decode(data []byte) (any, error) {
+	return codecs.ViewItemCodec{}.Decode(data)
 }

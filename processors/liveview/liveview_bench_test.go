@@ -48,21 +48,26 @@ func benchInput(i int) *livetabv1.ViewInput {
 	return &livetabv1.ViewInput{Item: &livetabv1.ViewInput_Event{Event: benchEvent(i)}}
 }
 
+// benchRecord is the loop record of benchInput(i).
+func benchRecord(b *testing.B, i int) []byte {
+	return marshal(b, benchInput(i))
+}
+
 // benchFullAccount is an account in steady state: Window items applied,
 // and pending conversions whose events never come.
-func benchFullAccount(pending int) *livetabv1.AccountState {
+func benchFullAccount(b *testing.B, pending int) *livetabv1.AccountState {
 	st := &livetabv1.AccountState{}
 	for i := range pending {
 		e := benchEvent(-20 * (i + 1))
-		liveview.Apply(st, &livetabv1.ViewInput{Item: &livetabv1.ViewInput_Conversion{Conversion: &livetabv1.Conversion{
+		apply(b, st, &livetabv1.ViewInput{Item: &livetabv1.ViewInput_Conversion{Conversion: &livetabv1.Conversion{
 			Id: "cv-" + e.Session, Account: e.Account, HitSession: "web-" + e.Session, AppSession: e.Session, HitId: "hit-" + e.Session,
 			EventId: e.Id, ClickId: "click-" + e.Session, TimeUs: e.TimeUs, Method: livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID,
 			HitTimeUs: e.TimeUs - 1e6, EventTimeUs: e.TimeUs, WindowUs: 7 * 24 * 3600e6, Link: "acct-0001/summer", Campaign: "summer",
 			DeepLink: "app://promo/summer", ReceivedUs: e.ReceivedUs, HitToInstallUs: 1e6,
-		}}}, benchNowUs)
+		}}})
 	}
 	for i := range liveview.Window {
-		liveview.Apply(st, benchInput(i), benchNowUs)
+		apply(b, st, benchInput(i))
 	}
 	return st
 }
@@ -78,42 +83,41 @@ var benchStates = []struct {
 
 // BenchmarkApply is the pure part: one new event on a full account.
 func BenchmarkApply(b *testing.B) {
-	st := benchFullAccount(0)
-	ins := make([]*livetabv1.ViewInput, 1024)
+	st := benchFullAccount(b, 0)
+	ins := make([]liveview.Input, 1024)
 	for i := range ins {
-		ins[i] = benchInput(1_000_000 + i)
+		ins[i] = read(b, benchInput(1_000_000+i))
 	}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		if len(liveview.Apply(st, ins[i%len(ins)], benchNowUs)) == 0 {
-			ins[i%len(ins)] = benchInput(2_000_000 + i) // already applied: make a new one
+			ins[i%len(ins)] = read(b, benchInput(2_000_000+i)) // already applied: make a new one
 		}
 		i++
 	}
 }
 
-// BenchmarkLoopMessage is what the loop callback costs per item: decode the
-// loop record and the account's state from its stored bytes, apply,
-// encode the state and the emitted item (goka's codec calls).
+// BenchmarkLoopMessage is what the loop callback costs per item: read the
+// loop record, decode the account's state from its stored bytes, apply
+// (which encodes the emitted items), encode the state (goka's codec
+// calls).
 func BenchmarkLoopMessage(b *testing.B) {
 	for _, bs := range benchStates {
 		b.Run(bs.name, func(b *testing.B) {
-			stored, err := codecs.AccountStateCodec{}.Encode(benchFullAccount(bs.pending))
+			stored, err := codecs.AccountStateCodec{}.Encode(benchFullAccount(b, bs.pending))
 			if err != nil {
 				b.Fatal(err)
 			}
 			// More inputs than the window, so that none is a redelivery.
 			ins := make([][]byte, 1024)
 			for i := range ins {
-				if ins[i], err = proto.Marshal(benchInput(1_000_000 + i)); err != nil {
-					b.Fatal(err)
-				}
+				ins[i] = benchRecord(b, 1_000_000+i)
 			}
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				in, err := codecs.Typed[livetabv1.ViewInput](ins[i%len(ins)])
+				in, err := liveview.ReadInput(ins[i%len(ins)])
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -122,14 +126,8 @@ func BenchmarkLoopMessage(b *testing.B) {
 					b.Fatal(err)
 				}
 				st := v.(*livetabv1.AccountState)
-				out := liveview.Apply(st, in, benchNowUs)
-				if len(out) == 0 {
+				if out := liveview.Apply(st, in, benchNowUs); len(out) == 0 {
 					b.Fatalf("input %d emitted nothing", i)
-				}
-				for _, it := range out {
-					if _, err := (codecs.ViewItemCodec{}).Encode(it); err != nil {
-						b.Fatal(err)
-					}
 				}
 				if stored, err = (codecs.AccountStateCodec{}).Encode(st); err != nil {
 					b.Fatal(err)

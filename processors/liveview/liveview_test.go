@@ -112,8 +112,8 @@ func TestMarkBeforeEventItem(t *testing.T) {
 	view := tt.NewQueueTracker(string(topics.View))
 	e, c := event("e1", "app"), conversion("e1", "app")
 	gokatest.Consume(t, tt, topics.Conversions, c.AppSession, c)
-	if st := state(t, tt, "acme"); len(st.GetPendingMarks()) != 1 {
-		t.Fatalf("pending marks %v, want the conversion", st.GetPendingMarks())
+	if p := pendingOf(t, state(t, tt, "acme")); len(p) != 1 {
+		t.Fatalf("pending marks %v, want the conversion", p)
 	}
 	gokatest.Consume(t, tt, topics.Events, e.Session, e)
 	got := drainView(t, view)
@@ -121,8 +121,8 @@ func TestMarkBeforeEventItem(t *testing.T) {
 	if len(got) != 2 || !proto.Equal(got[0].item, want[0]) || !proto.Equal(got[1].item, want[1]) {
 		t.Fatalf("emitted %v, want %v", got, want)
 	}
-	if st := state(t, tt, "acme"); len(st.GetPendingMarks()) != 0 {
-		t.Errorf("pending marks %v after the event arrived", st.GetPendingMarks())
+	if p := pendingOf(t, state(t, tt, "acme")); len(p) != 0 {
+		t.Errorf("pending marks %v after the event arrived", p)
 	}
 }
 
@@ -173,10 +173,10 @@ func TestViewTopicRebuildsAccount(t *testing.T) {
 	}
 	// e1 was marked, e0 aged out: the state keeps no item, only the
 	// fingerprints, and e0's conversion waits.
-	if len(st.GetItems()) != 0 || len(st.GetRecent()) != liveview.Window {
-		t.Errorf("state keeps %d items and %d fingerprints, want 0 and %d", len(st.GetItems()), len(st.GetRecent()), liveview.Window)
+	if len(st.GetMarkable()) != 0 || len(st.GetRecent()) != liveview.Window {
+		t.Errorf("state keeps %d items and %d fingerprints, want 0 and %d", len(st.GetMarkable()), len(st.GetRecent()), liveview.Window)
 	}
-	if p := st.GetPendingMarks(); len(p) != 1 || p[0].GetEventId() != "e0" {
+	if p := pendingOf(t, st); len(p) != 1 || p[0].GetEventId() != "e0" {
 		t.Errorf("pending marks %v, want e0's conversion", p)
 	}
 

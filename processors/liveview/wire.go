@@ -1,0 +1,618 @@
+package liveview
+
+import (
+	"fmt"
+	"sync"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/livetab/livetab/codecs"
+	"github.com/livetab/livetab/codecs/livetabv1"
+)
+
+// The loop reads its records and writes the items it emits with protowire,
+// so that a hit or event, the bulk of the traffic, is never decoded into a
+// message nor encoded from one: its bytes go from the loop record into the
+// view item as they came. The field numbers below are those of
+// codecs/proto/livetab/v1/livetab.proto (TestFieldNumbers checks them).
+
+// Fields of ViewItem.
+const (
+	itemCursor        protowire.Number = 1
+	itemAccount       protowire.Number = 2
+	itemKind          protowire.Number = 3
+	itemSession       protowire.Number = 4
+	itemReceivedUs    protowire.Number = 5
+	itemConvertedWith protowire.Number = 6
+	itemCounters      protowire.Number = 7
+	itemEmittedUs     protowire.Number = 8
+	itemHit           protowire.Number = 10
+	itemEvent         protowire.Number = 11
+	itemConversion    protowire.Number = 12
+)
+
+// Fields of Hit, Event, Conversion, ConvertedWith, Counters and of the
+// state's lists that the loop reads or writes.
+const (
+	payloadID      protowire.Number = 1 // Hit, Event, Conversion
+	payloadAccount protowire.Number = 2 // Hit, Event, Conversion
+
+	hitSession    protowire.Number = 6
+	hitReceivedUs protowire.Number = 7
+
+	eventSession    protowire.Number = 3
+	eventName       protowire.Number = 4
+	eventReceivedUs protowire.Number = 6
+
+	conversionHitSession protowire.Number = 3
+	conversionAppSession protowire.Number = 4
+	conversionHitID      protowire.Number = 5
+	conversionEventID    protowire.Number = 6
+	conversionTimeUs     protowire.Number = 8
+	conversionMethod     protowire.Number = 9
+
+	convertedWithSession protowire.Number = 1
+	convertedWithMethod  protowire.Number = 2
+	convertedWithHitID   protowire.Number = 3
+	convertedWithTimeUs  protowire.Number = 4
+
+	countersHits        protowire.Number = 1
+	countersEvents      protowire.Number = 2
+	countersConversions protowire.Number = 3
+
+	// listEntry is the field of AccountState.MarkableItems and
+	// AccountState.PendingMarks that holds their entries.
+	listEntry protowire.Number = 1
+)
+
+// Input is one loop record as Apply reads it: the kind of its payload, the
+// few fields Apply needs, and the payload itself, still encoded, which the
+// emitted item carries as it came.
+type Input struct {
+	Kind    livetabv1.Kind
+	ID      string
+	Account string
+	// Session is the hit's or event's session, or the conversion's app
+	// session.
+	Session    string
+	ReceivedUs int64
+	// Name is an event's name.
+	Name string
+	// Payload is the encoded Hit, Event or Conversion.
+	Payload []byte
+	// Conversion is Payload decoded, for a conversion: conversions are
+	// rare, and what they mark needs most of their fields.
+	Conversion *livetabv1.Conversion
+}
+
+// ReadInput reads a loop record, an encoded ViewInput. It fails (an error
+// wrapping codecs.ErrDecode) exactly when proto.Unmarshal of the record
+// into a ViewInput would, so that a record the view topic's readers could
+// not decode is never emitted; but it decodes only a conversion, and only
+// reads the fields of a hit or an event that Input holds. A record with no
+// payload reads as an Input of Kind KIND_UNSPECIFIED.
+//
+// The Input's Payload shares data's memory.
+func ReadInput(data []byte) (Input, error) {
+	var (
+		field   protowire.Number // the payload's, 0 while none
+		payload []byte
+	)
+	for b := data; len(b) > 0; {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return Input{}, fmt.Errorf("%w view input: %w", codecs.ErrDecode, protowire.ParseError(n))
+		}
+		b = b[n:]
+		if (num == viewInputHit || num == viewInputEvent || num == viewInputConversion) && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return Input{}, fmt.Errorf("%w view input: field %d: %w", codecs.ErrDecode, num, protowire.ParseError(n))
+			}
+			b = b[n:]
+			// Each occurrence is checked, even one that a later field
+			// replaces, as proto.Unmarshal decodes each.
+			if err := schemas().byField(num).check(v); err != nil {
+				return Input{}, fmt.Errorf("%w view input: field %d: %w", codecs.ErrDecode, num, err)
+			}
+			if num == field {
+				// A message field met twice is the two merged, as
+				// proto.Unmarshal does: their bytes one after the
+				// other. Copied, so as not to write over data.
+				payload = append(payload[:len(payload):len(payload)], v...)
+			} else {
+				// Another field of the oneof replaces it.
+				field, payload = num, v
+			}
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return Input{}, fmt.Errorf("%w view input: field %d: %w", codecs.ErrDecode, num, protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	switch field {
+	case viewInputHit:
+		return readHitOrEvent(livetabv1.Kind_KIND_HIT, payload), nil
+	case viewInputEvent:
+		return readHitOrEvent(livetabv1.Kind_KIND_EVENT, payload), nil
+	case viewInputConversion:
+		c := &livetabv1.Conversion{}
+		if err := proto.Unmarshal(payload, c); err != nil {
+			// Checked already: this does not happen.
+			return Input{}, fmt.Errorf("%w conversion: %w", codecs.ErrDecode, err)
+		}
+		return Input{Kind: livetabv1.Kind_KIND_CONVERSION, ID: c.GetId(), Account: c.GetAccount(), Session: c.GetAppSession(),
+			ReceivedUs: c.GetReceivedUs(), Payload: payload, Conversion: c}, nil
+	}
+	return Input{}, nil
+}
+
+// readHitOrEvent reads what Input holds of payload, a Hit or an Event by
+// kind, checked already.
+func readHitOrEvent(kind livetabv1.Kind, payload []byte) Input {
+	session, received := hitSession, hitReceivedUs
+	if kind == livetabv1.Kind_KIND_EVENT {
+		session, received = eventSession, eventReceivedUs
+	}
+	in := Input{Kind: kind, Payload: payload}
+	// The payload checked, only its framing is read; the last occurrence
+	// of a field wins, as in proto.Unmarshal.
+	for b := payload; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		b = b[n:]
+		switch {
+		case typ == protowire.BytesType && (num == payloadID || num == payloadAccount || num == session ||
+			(num == eventName && kind == livetabv1.Kind_KIND_EVENT)):
+			v, n := protowire.ConsumeBytes(b)
+			b = b[n:]
+			switch num {
+			case payloadID:
+				in.ID = string(v)
+			case payloadAccount:
+				in.Account = string(v)
+			case session:
+				in.Session = string(v)
+			default:
+				in.Name = string(v)
+			}
+		case typ == protowire.VarintType && num == received:
+			v, n := protowire.ConsumeVarint(b)
+			b = b[n:]
+			in.ReceivedUs = int64(v)
+		default:
+			b = b[protowire.ConsumeFieldValue(num, typ, b):]
+		}
+	}
+	return in
+}
+
+// errCodeFieldNumber is protowire's error code (for protowire.ParseError)
+// of an invalid field number.
+const errCodeFieldNumber = -2
+
+// consumeTag is protowire.ConsumeTag with proto.Unmarshal's range check of
+// the field number, which ConsumeTag checks only from below.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n >= 0 && num > protowire.MaxValidNumber {
+		return 0, 0, errCodeFieldNumber
+	}
+	return num, typ, n
+}
+
+// wireSchema is what checking a message's encoding needs of its type, built
+// from the generated descriptors: by field number, the wire type a known
+// field takes and what its value must be. It checks what proto.Unmarshal
+// checks (framing, field numbers, UTF-8 of proto3 strings, nested and map
+// messages, packed values) without building anything.
+type wireSchema struct {
+	fields []fieldRule // by field number
+}
+
+type fieldRule struct {
+	known bool
+	// wire is the wire type of one value; a value of another wire type
+	// is an unknown field, as in proto.Unmarshal.
+	wire protowire.Type
+	utf8 bool
+	msg  *wireSchema
+	// packed: a repeated number, which may also come packed (BytesType).
+	packed bool
+}
+
+// payloadSchemas are the schemas of the payloads of a ViewInput.
+type payloadSchemas struct{ hit, event, conversion *wireSchema }
+
+// byField is the schema of ViewInput's field num.
+func (s payloadSchemas) byField(num protowire.Number) *wireSchema {
+	switch num {
+	case viewInputHit:
+		return s.hit
+	case viewInputEvent:
+		return s.event
+	}
+	return s.conversion
+}
+
+// schemas are built once: they derive from the generated descriptors
+// only, and never change.
+var schemas = sync.OnceValue(func() payloadSchemas {
+	seen := map[protoreflect.FullName]*wireSchema{}
+	return payloadSchemas{
+		hit:        newWireSchema((&livetabv1.Hit{}).ProtoReflect().Descriptor(), seen),
+		event:      newWireSchema((&livetabv1.Event{}).ProtoReflect().Descriptor(), seen),
+		conversion: newWireSchema((&livetabv1.Conversion{}).ProtoReflect().Descriptor(), seen),
+	}
+})
+
+// newWireSchema builds md's schema; seen holds those built already, so
+// that a recursive type ends.
+func newWireSchema(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]*wireSchema) *wireSchema {
+	if s, ok := seen[md.FullName()]; ok {
+		return s
+	}
+	s := &wireSchema{}
+	seen[md.FullName()] = s
+	fields := md.Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		r := fieldRule{known: true}
+		switch fd.Kind() {
+		case protoreflect.BoolKind, protoreflect.EnumKind, protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Uint32Kind,
+			protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Uint64Kind:
+			r.wire, r.packed = protowire.VarintType, fd.IsList()
+		case protoreflect.Fixed32Kind, protoreflect.Sfixed32Kind, protoreflect.FloatKind:
+			r.wire, r.packed = protowire.Fixed32Type, fd.IsList()
+		case protoreflect.Fixed64Kind, protoreflect.Sfixed64Kind, protoreflect.DoubleKind:
+			r.wire, r.packed = protowire.Fixed64Type, fd.IsList()
+		case protoreflect.StringKind:
+			// proto3 (and editions by default) reject invalid UTF-8.
+			r.wire, r.utf8 = protowire.BytesType, fd.ParentFile().Syntax() != protoreflect.Proto2
+		case protoreflect.BytesKind:
+			r.wire = protowire.BytesType
+		case protoreflect.MessageKind:
+			// A map field's message is its entry (key 1, value 2).
+			r.wire, r.msg = protowire.BytesType, newWireSchema(fd.Message(), seen)
+		default:
+			// Groups: proto3 has none; checked as unknown fields.
+			r.known = false
+		}
+		num := int(fd.Number())
+		if num >= len(s.fields) {
+			s.fields = append(s.fields, make([]fieldRule, num+1-len(s.fields))...)
+		}
+		s.fields[num] = r
+	}
+	return s
+}
+
+// check reports whether b is a valid encoding of the schema's message.
+func (s *wireSchema) check(b []byte) error {
+	for len(b) > 0 {
+		num, typ, n := consumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		var r fieldRule
+		if int(num) < len(s.fields) {
+			r = s.fields[num]
+		}
+		if r.known && typ == protowire.BytesType && (r.wire == protowire.BytesType || r.packed) {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
+			}
+			b = b[n:]
+			if err := r.checkBytes(v); err != nil {
+				return fmt.Errorf("field %d: %w", num, err)
+			}
+			continue
+		}
+		// A number of its wire type is read like an unknown field.
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// checkBytes checks the value of a length-delimited field of rule r.
+func (r fieldRule) checkBytes(v []byte) error {
+	switch {
+	case r.utf8:
+		if !utf8.Valid(v) {
+			return errNotUTF8
+		}
+	case r.msg != nil:
+		return r.msg.check(v)
+	case r.packed && r.wire == protowire.VarintType:
+		for len(v) > 0 {
+			_, n := protowire.ConsumeVarint(v)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			v = v[n:]
+		}
+	case r.packed && r.wire == protowire.Fixed32Type:
+		if len(v)%4 != 0 {
+			return protowire.ParseError(-1)
+		}
+	case r.packed && r.wire == protowire.Fixed64Type:
+		if len(v)%8 != 0 {
+			return protowire.ParseError(-1)
+		}
+	}
+	return nil
+}
+
+// appendItem appends the encoded ViewItem of in at cursor, with mark
+// with (nil: none) and counters c, but without emitted_us: appendEmitted
+// adds it, last, so that the state can keep the item without it.
+func appendItem(b []byte, cursor uint64, in *Input, with *livetabv1.ConvertedWith, c *livetabv1.Counters) []byte {
+	b = appendVarintField(b, itemCursor, cursor)
+	b = appendStringField(b, itemAccount, in.Account)
+	b = appendVarintField(b, itemKind, uint64(in.Kind))
+	b = appendStringField(b, itemSession, in.Session)
+	b = appendVarintField(b, itemReceivedUs, uint64(in.ReceivedUs))
+	if with != nil {
+		b = appendConvertedWith(b, with)
+	}
+	// Counters are a message: present, if empty, whenever set.
+	b = protowire.AppendTag(b, itemCounters, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(countersSize(c)))
+	b = appendVarintField(b, countersHits, c.GetHits())
+	b = appendVarintField(b, countersEvents, c.GetEvents())
+	b = appendVarintField(b, countersConversions, c.GetConversions())
+	// The payload is a message of the oneof: present, if empty.
+	field := itemHit
+	switch in.Kind {
+	case livetabv1.Kind_KIND_EVENT:
+		field = itemEvent
+	case livetabv1.Kind_KIND_CONVERSION:
+		field = itemConversion
+	}
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	return protowire.AppendBytes(b, in.Payload)
+}
+
+// itemSizeBound bounds the size of in's item, for one allocation.
+func itemSizeBound(in *Input, with *livetabv1.ConvertedWith) int {
+	// A dozen tags (one byte: fields below 16) and varints (10 bytes at
+	// most).
+	n := 12*11 + len(in.Account) + len(in.Session) + len(in.Payload)
+	if with != nil {
+		n += 2*11 + convertedWithSize(with)
+	}
+	return n
+}
+
+// appendEmitted appends ViewItem.emitted_us.
+func appendEmitted(b []byte, nowUs int64) []byte {
+	return appendVarintField(b, itemEmittedUs, uint64(nowUs))
+}
+
+// remark is a stored markable item (encoded without emitted_us and without
+// a mark) emitted again with mark with at nowUs. Fields may come in any
+// order: a decoder reads the item as if they came in field order.
+func remark(stored []byte, with *livetabv1.ConvertedWith, nowUs int64) []byte {
+	b := make([]byte, 0, len(stored)+3*11+convertedWithSize(with))
+	b = append(b, stored...)
+	b = appendConvertedWith(b, with)
+	return appendEmitted(b, nowUs)
+}
+
+func appendConvertedWith(b []byte, w *livetabv1.ConvertedWith) []byte {
+	b = protowire.AppendTag(b, itemConvertedWith, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(convertedWithSize(w)))
+	b = appendStringField(b, convertedWithSession, w.GetSession())
+	b = appendVarintField(b, convertedWithMethod, uint64(w.GetMethod()))
+	b = appendStringField(b, convertedWithHitID, w.GetHitId())
+	return appendVarintField(b, convertedWithTimeUs, uint64(w.GetTimeUs()))
+}
+
+func convertedWithSize(w *livetabv1.ConvertedWith) int {
+	return stringFieldSize(w.GetSession()) + varintFieldSize(uint64(w.GetMethod())) +
+		stringFieldSize(w.GetHitId()) + varintFieldSize(uint64(w.GetTimeUs()))
+}
+
+func countersSize(c *livetabv1.Counters) int {
+	return varintFieldSize(c.GetHits()) + varintFieldSize(c.GetEvents()) + varintFieldSize(c.GetConversions())
+}
+
+// appendVarintField appends a varint field, omitted when zero (proto3).
+func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
+}
+
+// appendStringField appends a string field, omitted when empty (proto3).
+func appendStringField(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+func varintFieldSize(v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return 1 + protowire.SizeVarint(v)
+}
+
+func stringFieldSize(s string) int {
+	if s == "" {
+		return 0
+	}
+	return 1 + protowire.SizeBytes(len(s))
+}
+
+// nextEntry reads the entry at offset off of one of the state's lists
+// (AccountState.markable or pending): its value v, an encoded message, and
+// where its field starts and ends in list. ok is false at the end, or
+// where the bytes do not parse: the state wrote them, so that cannot
+// happen unless its storage broke, and the entries after are lost.
+func nextEntry(list []byte, off int) (v []byte, start, end int, ok bool) {
+	for off < len(list) {
+		b := list[off:]
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, 0, 0, false
+		}
+		if num != listEntry || typ != protowire.BytesType {
+			skip := protowire.ConsumeFieldValue(num, typ, b[n:])
+			if skip < 0 {
+				return nil, 0, 0, false
+			}
+			off += n + skip
+			continue
+		}
+		v, vn := protowire.ConsumeBytes(b[n:])
+		if vn < 0 {
+			return nil, 0, 0, false
+		}
+		return v, off, off + n + vn, true
+	}
+	return nil, 0, 0, false
+}
+
+// appendEntry appends the entry v (an encoded message) to a list of the
+// state.
+func appendEntry(list, v []byte) []byte {
+	list = protowire.AppendTag(list, listEntry, protowire.BytesType)
+	return protowire.AppendBytes(list, v)
+}
+
+// storedItem is what Apply reads of a markable item of the state.
+type storedItem struct {
+	cursor           uint64
+	eventID, session []byte
+}
+
+// readStoredItem reads a markable item's cursor and its event's id and
+// session. The state's items were encoded by appendItem: a field that does
+// not parse ends the reading, and an item without cursor ages out first.
+func readStoredItem(b []byte) storedItem {
+	var it storedItem
+	var event []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		switch {
+		case num == itemCursor && typ == protowire.VarintType:
+			it.cursor, n = protowire.ConsumeVarint(b)
+		case num == itemEvent && typ == protowire.BytesType:
+			event, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+	}
+	for len(event) > 0 {
+		num, typ, n := protowire.ConsumeTag(event)
+		if n < 0 {
+			break
+		}
+		event = event[n:]
+		switch {
+		case num == payloadID && typ == protowire.BytesType:
+			it.eventID, n = protowire.ConsumeBytes(event)
+		case num == eventSession && typ == protowire.BytesType:
+			it.session, n = protowire.ConsumeBytes(event)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, event)
+		}
+		if n < 0 {
+			break
+		}
+		event = event[n:]
+	}
+	return it
+}
+
+// pendingMark is a pending mark of the state (an encoded Conversion) as
+// Apply reads it, its strings sharing the state's bytes.
+type pendingMark struct {
+	id, appSession, eventID, hitSession, hitID []byte
+	method                                     livetabv1.MatchMethod
+	timeUs                                     int64
+}
+
+func readPendingMark(b []byte) pendingMark {
+	var m pendingMark
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		switch typ {
+		case protowire.BytesType:
+			var v []byte
+			v, n = protowire.ConsumeBytes(b)
+			switch num {
+			case payloadID:
+				m.id = v
+			case conversionAppSession:
+				m.appSession = v
+			case conversionEventID:
+				m.eventID = v
+			case conversionHitSession:
+				m.hitSession = v
+			case conversionHitID:
+				m.hitID = v
+			}
+		case protowire.VarintType:
+			var v uint64
+			v, n = protowire.ConsumeVarint(b)
+			switch num {
+			case conversionMethod:
+				m.method = livetabv1.MatchMethod(int32(v))
+			case conversionTimeUs:
+				m.timeUs = int64(v)
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+	}
+	return m
+}
+
+// appendPendingMark appends c to the state's pending marks, with only
+// what a mark needs.
+func appendPendingMark(pending []byte, c *livetabv1.Conversion) []byte {
+	size := stringFieldSize(c.GetId()) + stringFieldSize(c.GetHitSession()) + stringFieldSize(c.GetAppSession()) +
+		stringFieldSize(c.GetHitId()) + stringFieldSize(c.GetEventId()) + varintFieldSize(uint64(c.GetTimeUs())) +
+		varintFieldSize(uint64(c.GetMethod()))
+	b := protowire.AppendTag(pending, listEntry, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(size))
+	b = appendStringField(b, payloadID, c.GetId())
+	b = appendStringField(b, conversionHitSession, c.GetHitSession())
+	b = appendStringField(b, conversionAppSession, c.GetAppSession())
+	b = appendStringField(b, conversionHitID, c.GetHitId())
+	b = appendStringField(b, conversionEventID, c.GetEventId())
+	b = appendVarintField(b, conversionTimeUs, uint64(c.GetTimeUs()))
+	return appendVarintField(b, conversionMethod, uint64(c.GetMethod()))
+}
