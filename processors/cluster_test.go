@@ -19,6 +19,7 @@ import (
 	"github.com/livetab/livetab/processors/attribution"
 	"github.com/livetab/livetab/processors/internal/gokatest"
 	"github.com/livetab/livetab/processors/internal/workload"
+	"github.com/livetab/livetab/processors/sessions"
 	"github.com/livetab/livetab/topics"
 )
 
@@ -364,8 +365,12 @@ func TestSessionsRetentionSweep(t *testing.T) {
 		if err := proto.Unmarshal(m.Value, tl); err != nil {
 			t.Fatalf("table record %q does not decode: %v", m.Key, err)
 		}
+		es, err := sessions.Entries(tl)
+		if err != nil {
+			t.Fatalf("table record %q: %v", m.Key, err)
+		}
 		var ids []string
-		for _, e := range tl.GetEntries() {
+		for _, e := range es {
 			ids = append(ids, e.GetHit().GetId())
 		}
 		return ids

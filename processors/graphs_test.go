@@ -48,8 +48,8 @@ func TestGraphsTogether(t *testing.T) {
 			}
 			for session, paired := range map[string]string{"web1": "app1", "app1": "web1"} {
 				tl, _ := tt.TableValue(goka.GroupTable(topics.SessionsGroup), session).(*livetabv1.Timeline)
-				if tl.GetPairedSession() != paired || len(tl.GetEntries()) != 1 {
-					t.Errorf("session %s: paired %q with %d entries, want %s with 1", session, tl.GetPairedSession(), len(tl.GetEntries()), paired)
+				if tl.GetPairedSession() != paired || len(tl.GetStored()) != 1 {
+					t.Errorf("session %s: paired %q with %d entries, want %s with 1", session, tl.GetPairedSession(), len(tl.GetStored()), paired)
 				}
 			}
 			st, _ := tt.TableValue(goka.GroupTable(topics.LiveviewGroup), "acme").(*livetabv1.AccountState)
@@ -71,8 +71,8 @@ func TestGraphsTogether(t *testing.T) {
 			}
 			for _, session := range []string{"web1", "app1"} {
 				tl, _ := tt.TableValue(goka.GroupTable(topics.SessionsGroup), session).(*livetabv1.Timeline)
-				if len(tl.GetEntries()) != 1 {
-					t.Errorf("session %s has %d entries after redelivery, want 1", session, len(tl.GetEntries()))
+				if len(tl.GetStored()) != 1 {
+					t.Errorf("session %s has %d entries after redelivery, want 1", session, len(tl.GetStored()))
 				}
 			}
 			if st, _ := tt.TableValue(goka.GroupTable(topics.LiveviewGroup), "acme").(*livetabv1.AccountState); st.GetSeq() != 3 {

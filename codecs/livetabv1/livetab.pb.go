@@ -906,24 +906,37 @@ func (*TimelineEntry_Hit) isTimelineEntry_Item() {}
 
 func (*TimelineEntry_Event) isTimelineEntry_Item() {}
 
-// Timeline is the value of the sessions table: a session's hits and
-// events in time order, and its paired session once converted.
+// Timeline is a value of the sessions table (processors/sessions): a
+// session's value, under the session id, or one of its sealed chunks, under
+// processors/sessions.ChunkKey. It is also what processors/sessions.Read
+// answers with: the session's fields and all its entries, decoded.
 type Timeline struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Session       string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
-	Account       string                 `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
-	Entries       []*TimelineEntry       `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
-	PairedSession string                 `protobuf:"bytes,4,opt,name=paired_session,json=pairedSession,proto3" json:"paired_session,omitempty"`
-	Conversion    *Conversion            `protobuf:"bytes,5,opt,name=conversion,proto3" json:"conversion,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Session string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Account string                 `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	// The entries, decoded, in time order: what processors/sessions.Read
+	// answers with. The table keeps them encoded (stored, 8). A stored value
+	// that holds entries here (the layout before stored) is still read, and
+	// the processor stores them encoded when it next writes the value; that
+	// is all the migration there is, as livetab is a new project.
+	Entries       []*TimelineEntry `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	PairedSession string           `protobuf:"bytes,4,opt,name=paired_session,json=pairedSession,proto3" json:"paired_session,omitempty"`
+	Conversion    *Conversion      `protobuf:"bytes,5,opt,name=conversion,proto3" json:"conversion,omitempty"`
 	// How many chunks of older entries the session has sealed: a session's
 	// value holds its newest entries (the open chunk), and every full chunk is
 	// stored once under its own key (processors/sessions.ChunkKey) as a
-	// Timeline with only session, account and entries.
+	// Timeline with only session, account and stored.
 	Chunks uint32 `protobuf:"varint,6,opt,name=chunks,proto3" json:"chunks,omitempty"`
 	// The newest entry time of the sealed chunks (Unix microseconds), so
 	// that retention keeps the session's value while a sealed chunk still
 	// holds an entry younger than the retention.
 	SealedUntilUs int64 `protobuf:"varint,7,opt,name=sealed_until_us,json=sealedUntilUs,proto3" json:"sealed_until_us,omitempty"`
+	// The entries as the table stores them, in time order (ties by id): a
+	// session's open chunk, or a sealed chunk. Each entry stays encoded, with
+	// the id and time that dedupe and order it beside it, so that the value is
+	// decoded and encoded once per hit or event by copying its entries'
+	// bytes, never parsing them.
+	Stored        []*Timeline_Stored `protobuf:"bytes,8,rep,name=stored,proto3" json:"stored,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1005,6 +1018,13 @@ func (x *Timeline) GetSealedUntilUs() int64 {
 		return x.SealedUntilUs
 	}
 	return 0
+}
+
+func (x *Timeline) GetStored() []*Timeline_Stored {
+	if x != nil {
+		return x.Stored
+	}
+	return nil
 }
 
 // SessionsInput is the sessions processor's loopback message.
@@ -2448,6 +2468,71 @@ func (x *Link) GetUpdatedUs() int64 {
 	return 0
 }
 
+// Stored is one entry of Timeline.stored.
+type Timeline_Stored struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entry's id for deduplication: "h:" and a hit's id, or "e:" and
+	// an event's (hits' and events' ids are minted by different parties).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The entry's time (processors/sessions.EntryTime).
+	TimeUs int64 `protobuf:"varint,2,opt,name=time_us,json=timeUs,proto3" json:"time_us,omitempty"`
+	// The encoded TimelineEntry: its hit's or event's record as it came.
+	Entry         []byte `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Timeline_Stored) Reset() {
+	*x = Timeline_Stored{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Timeline_Stored) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Timeline_Stored) ProtoMessage() {}
+
+func (x *Timeline_Stored) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Timeline_Stored.ProtoReflect.Descriptor instead.
+func (*Timeline_Stored) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{6, 0}
+}
+
+func (x *Timeline_Stored) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Timeline_Stored) GetTimeUs() int64 {
+	if x != nil {
+		return x.TimeUs
+	}
+	return 0
+}
+
+func (x *Timeline_Stored) GetEntry() []byte {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
 // MarkableItems is the form of AccountState.markable.
 type AccountState_MarkableItems struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2460,7 +2545,7 @@ type AccountState_MarkableItems struct {
 
 func (x *AccountState_MarkableItems) Reset() {
 	*x = AccountState_MarkableItems{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[25]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2472,7 +2557,7 @@ func (x *AccountState_MarkableItems) String() string {
 func (*AccountState_MarkableItems) ProtoMessage() {}
 
 func (x *AccountState_MarkableItems) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[25]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +2592,7 @@ type AccountState_PendingMarks struct {
 
 func (x *AccountState_PendingMarks) Reset() {
 	*x = AccountState_PendingMarks{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2519,7 +2604,7 @@ func (x *AccountState_PendingMarks) String() string {
 func (*AccountState_PendingMarks) ProtoMessage() {}
 
 func (x *AccountState_PendingMarks) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +2715,7 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\rTimelineEntry\x12#\n" +
 	"\x03hit\x18\x01 \x01(\v2\x0f.livetab.v1.HitH\x00R\x03hit\x12)\n" +
 	"\x05event\x18\x02 \x01(\v2\x11.livetab.v1.EventH\x00R\x05eventB\x06\n" +
-	"\x04item\"\x92\x02\n" +
+	"\x04item\"\x90\x03\n" +
 	"\bTimeline\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x123\n" +
@@ -2640,7 +2725,12 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"conversion\x18\x05 \x01(\v2\x16.livetab.v1.ConversionR\n" +
 	"conversion\x12\x16\n" +
 	"\x06chunks\x18\x06 \x01(\rR\x06chunks\x12&\n" +
-	"\x0fsealed_until_us\x18\a \x01(\x03R\rsealedUntilUs\"\x95\x01\n" +
+	"\x0fsealed_until_us\x18\a \x01(\x03R\rsealedUntilUs\x123\n" +
+	"\x06stored\x18\b \x03(\v2\x1b.livetab.v1.Timeline.StoredR\x06stored\x1aG\n" +
+	"\x06Stored\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\atime_us\x18\x02 \x01(\x03R\x06timeUs\x12\x14\n" +
+	"\x05entry\x18\x03 \x01(\fR\x05entry\"\x95\x01\n" +
 	"\rSessionsInput\x128\n" +
 	"\n" +
 	"conversion\x18\x01 \x01(\v2\x16.livetab.v1.ConversionH\x00R\n" +
@@ -2791,7 +2881,7 @@ func file_livetab_v1_livetab_proto_rawDescGZIP() []byte {
 }
 
 var file_livetab_v1_livetab_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_livetab_v1_livetab_proto_goTypes = []any{
 	(Platform)(0),                      // 0: livetab.v1.Platform
 	(MatchMethod)(0),                   // 1: livetab.v1.MatchMethod
@@ -2821,9 +2911,10 @@ var file_livetab_v1_livetab_proto_goTypes = []any{
 	(*Link)(nil),                       // 25: livetab.v1.Link
 	nil,                                // 26: livetab.v1.Request.ParamsEntry
 	nil,                                // 27: livetab.v1.Event.ParamsEntry
-	(*AccountState_MarkableItems)(nil), // 28: livetab.v1.AccountState.MarkableItems
-	(*AccountState_PendingMarks)(nil),  // 29: livetab.v1.AccountState.PendingMarks
-	nil,                                // 30: livetab.v1.Link.TagsEntry
+	(*Timeline_Stored)(nil),            // 28: livetab.v1.Timeline.Stored
+	(*AccountState_MarkableItems)(nil), // 29: livetab.v1.AccountState.MarkableItems
+	(*AccountState_PendingMarks)(nil),  // 30: livetab.v1.AccountState.PendingMarks
+	nil,                                // 31: livetab.v1.Link.TagsEntry
 }
 var file_livetab_v1_livetab_proto_depIdxs = []int32{
 	26, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
@@ -2838,44 +2929,45 @@ var file_livetab_v1_livetab_proto_depIdxs = []int32{
 	5,  // 9: livetab.v1.TimelineEntry.event:type_name -> livetab.v1.Event
 	8,  // 10: livetab.v1.Timeline.entries:type_name -> livetab.v1.TimelineEntry
 	7,  // 11: livetab.v1.Timeline.conversion:type_name -> livetab.v1.Conversion
-	7,  // 12: livetab.v1.SessionsInput.conversion:type_name -> livetab.v1.Conversion
-	9,  // 13: livetab.v1.SessionsInput.chunk:type_name -> livetab.v1.Timeline
-	4,  // 14: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
-	5,  // 15: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
-	12, // 16: livetab.v1.AttributionInput.candidate:type_name -> livetab.v1.Candidate
-	17, // 17: livetab.v1.AttributionInput.timer:type_name -> livetab.v1.Timer
-	1,  // 18: livetab.v1.Candidate.method:type_name -> livetab.v1.MatchMethod
-	4,  // 19: livetab.v1.Candidate.hit:type_name -> livetab.v1.Hit
-	5,  // 20: livetab.v1.Candidate.event:type_name -> livetab.v1.Event
-	4,  // 21: livetab.v1.MatchState.hits:type_name -> livetab.v1.Hit
-	5,  // 22: livetab.v1.MatchState.installs:type_name -> livetab.v1.Event
-	5,  // 23: livetab.v1.AppSessionState.install:type_name -> livetab.v1.Event
-	12, // 24: livetab.v1.AppSessionState.candidates:type_name -> livetab.v1.Candidate
-	7,  // 25: livetab.v1.AppSessionState.conversion:type_name -> livetab.v1.Conversion
-	13, // 26: livetab.v1.AttributionState.match:type_name -> livetab.v1.MatchState
-	14, // 27: livetab.v1.AttributionState.app:type_name -> livetab.v1.AppSessionState
-	19, // 28: livetab.v1.AttributionState.timer:type_name -> livetab.v1.TimerState
-	18, // 29: livetab.v1.Timer.schedule:type_name -> livetab.v1.TimerSchedule
-	1,  // 30: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
-	2,  // 31: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
-	20, // 32: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
-	21, // 33: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
-	4,  // 34: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
-	5,  // 35: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
-	7,  // 36: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
-	4,  // 37: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
-	5,  // 38: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
-	7,  // 39: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
-	22, // 40: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
-	21, // 41: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
-	30, // 42: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
-	22, // 43: livetab.v1.AccountState.MarkableItems.items:type_name -> livetab.v1.ViewItem
-	7,  // 44: livetab.v1.AccountState.PendingMarks.marks:type_name -> livetab.v1.Conversion
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	28, // 12: livetab.v1.Timeline.stored:type_name -> livetab.v1.Timeline.Stored
+	7,  // 13: livetab.v1.SessionsInput.conversion:type_name -> livetab.v1.Conversion
+	9,  // 14: livetab.v1.SessionsInput.chunk:type_name -> livetab.v1.Timeline
+	4,  // 15: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
+	5,  // 16: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
+	12, // 17: livetab.v1.AttributionInput.candidate:type_name -> livetab.v1.Candidate
+	17, // 18: livetab.v1.AttributionInput.timer:type_name -> livetab.v1.Timer
+	1,  // 19: livetab.v1.Candidate.method:type_name -> livetab.v1.MatchMethod
+	4,  // 20: livetab.v1.Candidate.hit:type_name -> livetab.v1.Hit
+	5,  // 21: livetab.v1.Candidate.event:type_name -> livetab.v1.Event
+	4,  // 22: livetab.v1.MatchState.hits:type_name -> livetab.v1.Hit
+	5,  // 23: livetab.v1.MatchState.installs:type_name -> livetab.v1.Event
+	5,  // 24: livetab.v1.AppSessionState.install:type_name -> livetab.v1.Event
+	12, // 25: livetab.v1.AppSessionState.candidates:type_name -> livetab.v1.Candidate
+	7,  // 26: livetab.v1.AppSessionState.conversion:type_name -> livetab.v1.Conversion
+	13, // 27: livetab.v1.AttributionState.match:type_name -> livetab.v1.MatchState
+	14, // 28: livetab.v1.AttributionState.app:type_name -> livetab.v1.AppSessionState
+	19, // 29: livetab.v1.AttributionState.timer:type_name -> livetab.v1.TimerState
+	18, // 30: livetab.v1.Timer.schedule:type_name -> livetab.v1.TimerSchedule
+	1,  // 31: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
+	2,  // 32: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
+	20, // 33: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
+	21, // 34: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
+	4,  // 35: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
+	5,  // 36: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
+	7,  // 37: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
+	4,  // 38: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
+	5,  // 39: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
+	7,  // 40: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
+	22, // 41: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
+	21, // 42: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
+	31, // 43: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
+	22, // 44: livetab.v1.AccountState.MarkableItems.items:type_name -> livetab.v1.ViewItem
+	7,  // 45: livetab.v1.AccountState.PendingMarks.marks:type_name -> livetab.v1.Conversion
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_livetab_v1_livetab_proto_init() }
@@ -2925,7 +3017,7 @@ func file_livetab_v1_livetab_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_livetab_v1_livetab_proto_rawDesc), len(file_livetab_v1_livetab_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -9,9 +9,9 @@
 //     conversion, and its newest entries, the open chunk (at most
 //     ChunkSize), which every hit or event rewrites;
 //   - ChunkKey(session, i): sealed chunk i, ChunkSize older entries in time
-//     order (session, account and entries only), written once. The session's
-//     value counts the chunks it sealed (Timeline.chunks); a session keeps
-//     the newest MaxChunks.
+//     order (session, account and stored entries only), written once. The
+//     session's value counts the chunks it sealed (Timeline.chunks); a
+//     session keeps the newest MaxChunks.
 //
 // So the cost of a hit or event is bounded by ChunkSize, whatever the
 // session's length. When the open chunk is full, the processor loops it to
@@ -20,6 +20,12 @@
 // be left. Entries may arrive out of time order, so Read merges the chunks
 // by time; a redelivered entry is recognised within the open chunk when it
 // arrives, and by id when read.
+//
+// Entries are stored encoded (Timeline.stored), each with the id and time
+// that dedupe and order it beside it: the processor reads a hit's or
+// event's record with protowire (ReadHit, ReadEvent) and stores its bytes
+// as they came, so that decoding and encoding a value copies its entries
+// without parsing them. Read decodes the entries it answers with.
 //
 // Inputs: topics.Hits and topics.Events (keyed by session), and
 // topics.Conversions (keyed by app session), whose conversions are looped
@@ -121,30 +127,38 @@ func timeline(ctx goka.Context, account string) *livetabv1.Timeline {
 }
 
 func (h handler) hit(ctx goka.Context, msg any) {
-	hit, ok := procutil.Decode[livetabv1.Hit](ctx, h.log, msg)
-	if !ok {
+	rec, err := ReadHit(raw(msg))
+	if err != nil {
+		procutil.Skip(ctx, h.log, "record does not decode", "error", err)
 		return
 	}
-	if hit.GetId() == "" || hit.GetAccount() == "" || ctx.Key() == "" {
-		procutil.Skip(ctx, h.log, "hit without id, account or session key", "hit", hit.GetId())
+	if rec.ID == "" || rec.Account == "" || ctx.Key() == "" {
+		procutil.Skip(ctx, h.log, "hit without id, account or session key", "hit", rec.ID)
 		return
 	}
-	h.add(ctx, hit.GetAccount(), &livetabv1.TimelineEntry{Item: &livetabv1.TimelineEntry_Hit{Hit: hit}})
+	h.add(ctx, rec.Account, rec.Entry)
 }
 
 func (h handler) event(ctx goka.Context, msg any) {
-	ev, ok := procutil.Decode[livetabv1.Event](ctx, h.log, msg)
-	if !ok {
+	rec, err := ReadEvent(raw(msg))
+	if err != nil {
+		procutil.Skip(ctx, h.log, "record does not decode", "error", err)
 		return
 	}
-	if ev.GetId() == "" || ev.GetAccount() == "" || ctx.Key() == "" {
-		procutil.Skip(ctx, h.log, "event without id, account or session key", "event", ev.GetId())
+	if rec.ID == "" || rec.Account == "" || ctx.Key() == "" {
+		procutil.Skip(ctx, h.log, "event without id, account or session key", "event", rec.ID)
 		return
 	}
-	h.add(ctx, ev.GetAccount(), &livetabv1.TimelineEntry{Item: &livetabv1.TimelineEntry_Event{Event: ev}})
+	h.add(ctx, rec.Account, rec.Entry)
 }
 
-func (h handler) add(ctx goka.Context, account string, e *livetabv1.TimelineEntry) {
+// raw is the record goka hands a callback whose edge uses codec.Bytes.
+func raw(msg any) []byte {
+	b, _ := msg.([]byte)
+	return b
+}
+
+func (h handler) add(ctx goka.Context, account string, e *livetabv1.Timeline_Stored) {
 	if !isSessionKey(ctx.Key()) {
 		// Not valid UTF-8: not a session id, and possibly a chunk key.
 		procutil.Skip(ctx, h.log, "key is not a session id")
@@ -236,7 +250,7 @@ func (h handler) storeChunk(ctx goka.Context, c *livetabv1.Timeline) {
 		procutil.Skip(ctx, h.log, "chunk not keyed by a chunk key of its session", "session", c.GetSession())
 		return
 	}
-	if len(c.GetEntries()) == 0 {
+	if len(c.GetStored()) == 0 && len(c.GetEntries()) == 0 {
 		procutil.Skip(ctx, h.log, "empty chunk", "session", session)
 		return
 	}

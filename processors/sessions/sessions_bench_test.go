@@ -19,11 +19,12 @@ import (
 )
 
 // The sessions processor's per-message work, for `go test -bench .
-// -benchmem ./processors/sessions`: each hit or event is added to its
-// session's open chunk, which goka decodes from the table and encodes back;
-// every ChunkSize entries the chunk is sealed, looped to its own key and
-// stored there. The cost per entry is bounded by ChunkSize, whatever the
-// session's length (at most sessions.MaxEntries entries are kept).
+// -benchmem ./processors/sessions`: each hit or event record is read into
+// an entry and added to its session's open chunk, which goka decodes from
+// the table and encodes back; every ChunkSize entries the chunk is sealed,
+// looped to its own key and stored there. The cost per entry is bounded by
+// ChunkSize, whatever the session's length (at most sessions.MaxEntries
+// entries are kept), and entries stay encoded, so that it is mostly copying.
 
 var benchT0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
@@ -39,11 +40,30 @@ func benchEntry(session string, i int) *livetabv1.TimelineEntry {
 	}}}
 }
 
+// benchRecord is the record of event i of session, as topics.Events
+// carries it.
+func benchRecord(b *testing.B, session string, i int) []byte {
+	raw, err := proto.Marshal(benchEntry(session, i).GetEvent())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return raw
+}
+
+// benchStored is event i of session as a timeline stores it.
+func benchStored(b *testing.B, session string, i int) *livetabv1.Timeline_Stored {
+	rec, err := sessions.ReadEvent(benchRecord(b, session, i))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rec.Entry
+}
+
 // benchSession is the stored value of a session after n events.
-func benchSession(n int) *livetabv1.Timeline {
+func benchSession(b *testing.B, n int) *livetabv1.Timeline {
 	tl := &livetabv1.Timeline{Session: "s", Account: "acct-0001"}
 	for i := range n {
-		sessions.Add(tl, benchEntry("s", i), benchT0)
+		sessions.Add(tl, benchStored(b, "s", i), benchT0)
 	}
 	return tl
 }
@@ -58,16 +78,20 @@ func benchSizes() []int { return []int{0, 20, 100, sessions.MaxEntries} }
 func BenchmarkAdd(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
-			base := benchSession(n)
+			base := benchSession(b, n)
+			var next []*livetabv1.Timeline_Stored
+			for i := range sessions.ChunkSize {
+				next = append(next, benchStored(b, "s", n+i))
+			}
 			var tl *livetabv1.Timeline
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
 				if i%sessions.ChunkSize == 0 {
 					tl = &livetabv1.Timeline{Session: base.Session, Account: base.Account, Chunks: base.Chunks,
-						Entries: base.Entries[:len(base.Entries):len(base.Entries)]}
+						Stored: base.Stored[:len(base.Stored):len(base.Stored)]}
 				}
-				if _, changed := sessions.Add(tl, benchEntry("s", n+i%sessions.ChunkSize), benchT0); !changed {
+				if _, changed := sessions.Add(tl, next[i%sessions.ChunkSize], benchT0); !changed {
 					b.Fatal("not added")
 				}
 				i++
@@ -76,18 +100,23 @@ func BenchmarkAdd(b *testing.B) {
 	}
 }
 
-// BenchmarkEventMessage is the callbacks' work per event around Add, for
-// the events n to n+ChunkSize-1 of a session, one per op: decode the
-// stored value, add, encode it back; and when the open chunk is sealed, the
+// BenchmarkEventMessage is the callbacks' work per event, for the events n
+// to n+ChunkSize-1 of a session, one per op: read the event's record
+// (ReadEvent), decode the stored value, add, encode it back; and when the
+// open chunk is sealed, the
 // loopback of the chunk, its decoding by the loop callback and the encoding
 // of the chunk for its own key (the drop beyond MaxChunks is one more small
 // loopback). stored-bytes is the mean size of the session's value written.
 func BenchmarkEventMessage(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
-			initial, err := codecs.TimelineCodec{}.Encode(benchSession(n))
+			initial, err := codecs.TimelineCodec{}.Encode(benchSession(b, n))
 			if err != nil {
 				b.Fatal(err)
+			}
+			var records [][]byte
+			for i := range sessions.ChunkSize {
+				records = append(records, benchRecord(b, "s", n+i))
 			}
 			var stored []byte
 			written, seals := 0, 0
@@ -97,12 +126,16 @@ func BenchmarkEventMessage(b *testing.B) {
 				if i%sessions.ChunkSize == 0 {
 					stored = initial
 				}
+				rec, err := sessions.ReadEvent(records[i%sessions.ChunkSize])
+				if err != nil {
+					b.Fatal(err)
+				}
 				v, err := codecs.TimelineCodec{}.Decode(stored)
 				if err != nil {
 					b.Fatal(err)
 				}
 				tl := v.(*livetabv1.Timeline)
-				sealed, _ := sessions.Add(tl, benchEntry("s", n+i%sessions.ChunkSize), benchT0)
+				sealed, _ := sessions.Add(tl, rec.Entry, benchT0)
 				if stored, err = (codecs.TimelineCodec{}).Encode(tl); err != nil {
 					b.Fatal(err)
 				}
@@ -168,6 +201,46 @@ func BenchmarkProcessorEvent(b *testing.B) {
 					b.StartTimer()
 				}
 				i++
+			}
+		})
+	}
+}
+
+// BenchmarkRead is what the timeline API costs the views per session: the
+// values of a session and its chunks decoded by the table's codec (as a
+// goka view's Get does), and Read's merge and decoding of the entries.
+func BenchmarkRead(b *testing.B) {
+	for _, n := range []int{20, sessions.MaxEntries} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			table := map[string][]byte{}
+			tl := &livetabv1.Timeline{Session: "s", Account: "acct-0001"}
+			for i := range n {
+				if sealed, _ := sessions.Add(tl, benchStored(b, "s", i), benchT0); sealed != nil {
+					v, err := codecs.TimelineCodec{}.Encode(sealed)
+					if err != nil {
+						b.Fatal(err)
+					}
+					table[sessions.ChunkKey("s", tl.Chunks-1)] = v
+				}
+			}
+			v, err := codecs.TimelineCodec{}.Encode(tl)
+			if err != nil {
+				b.Fatal(err)
+			}
+			table["s"] = v
+			get := func(key string) (*livetabv1.Timeline, error) {
+				data, ok := table[key]
+				if !ok {
+					return nil, nil
+				}
+				return codecs.Typed[livetabv1.Timeline](data)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := sessions.Read(get, "s")
+				if err != nil || len(got.GetEntries()) != n {
+					b.Fatalf("Read: %d entries, %v; want %d", len(got.GetEntries()), err, n)
+				}
 			}
 		})
 	}

@@ -115,6 +115,42 @@ func TestHitsAndEventsBuildTimeline(t *testing.T) {
 	})
 }
 
+// TestStoredEntryIsTheRecord: a hit's or event's entry is its record as
+// it came, unknown fields included, and Read decodes it.
+func TestStoredEntryIsTheRecord(t *testing.T) {
+	tt := gokatest.Start(t, sessions.Graph())
+	records := []struct {
+		topic goka.Stream
+		event bool
+		raw   []byte
+	}{
+		{topics.Hits, false, join(marshal(t, hit("h1", "s1", time.Second)), unknownFields())},
+		{topics.Events, true, join(unknownFields(), marshal(t, event("e1", "s1", 0)))},
+	}
+	var want []*livetabv1.TimelineEntry
+	for _, r := range records {
+		tt.Consume(string(r.topic), "s1", r.raw)
+		e, err := straightforward(r.raw, r.event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e)
+	}
+	// In time order: the event's device time is t0, the hit's a second on.
+	want[0], want[1] = want[1], want[0]
+	for name, tl := range map[string]*livetabv1.Timeline{"stored": getTimeline(t, tt, "s1"), "read": read(t, tt, "s1")} {
+		got := entriesOf(tl)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d entries, want %d", name, len(got), len(want))
+		}
+		for i := range want {
+			if !proto.Equal(got[i], want[i]) {
+				t.Errorf("%s: entry %d is %v, want %v", name, i, got[i], want[i])
+			}
+		}
+	}
+}
+
 func TestSealing(t *testing.T) {
 	const n = sessions.ChunkSize
 	tt := gokatest.Start(t, sessions.Graph())
@@ -122,8 +158,8 @@ func TestSealing(t *testing.T) {
 	loops := tt.NewQueueTracker(string(loop))
 
 	consumeHits(t, tt, hitsOf("s1", 0, n))
-	if tl := getTimeline(t, tt, "s1"); len(tl.GetEntries()) != n || tl.GetChunks() != 0 {
-		t.Fatalf("a full open chunk: %d entries, %d chunks; want %d and none", len(tl.GetEntries()), tl.GetChunks(), n)
+	if tl := getTimeline(t, tt, "s1"); len(tl.GetStored()) != n || len(tl.GetEntries()) != 0 || tl.GetChunks() != 0 {
+		t.Fatalf("a full open chunk: %d stored entries (%d decoded), %d chunks; want %d and none", len(tl.GetStored()), len(tl.GetEntries()), tl.GetChunks(), n)
 	}
 	if l := gokatest.Drain(loops); len(l) != 0 {
 		t.Errorf("%d loopbacks before the open chunk overflowed, want none", len(l))
@@ -257,8 +293,12 @@ func TestValueWrittenBeforeChunks(t *testing.T) {
 	}
 	tt.SetTableValue(table, "s1", old)
 	consumeHits(t, tt, hitsOf("s1", sessions.MaxEntries, sessions.MaxEntries+2))
-	if head := getTimeline(t, tt, "s1"); head.GetChunks() != 1 || len(head.GetEntries()) != 2 {
-		t.Errorf("session value: %d chunks, %d entries; want its old entries sealed into 1, and 2", head.GetChunks(), len(head.GetEntries()))
+	if head := getTimeline(t, tt, "s1"); head.GetChunks() != 1 || len(head.GetStored()) != 2 || len(head.GetEntries()) != 0 {
+		t.Errorf("session value: %d chunks, %d stored entries (%d decoded); want its old entries sealed into 1, and 2 stored", head.GetChunks(), len(head.GetStored()), len(head.GetEntries()))
+	}
+	if c := getTimeline(t, tt, sessions.ChunkKey("s1", 0)); len(c.GetStored()) != sessions.MaxEntries || len(c.GetEntries()) != 0 ||
+		!slices.Equal(ids(c), hitIDs(0, sessions.MaxEntries)) {
+		t.Errorf("chunk 0: %d stored entries (%d decoded), want the old entries stored encoded", len(c.GetStored()), len(c.GetEntries()))
 	}
 	if got := ids(read(t, tt, "s1")); len(got) != sessions.MaxEntries || got[0] != "h002" {
 		t.Errorf("read %d entries from %s, want the newest %d", len(got), got[0], sessions.MaxEntries)
@@ -400,6 +440,8 @@ func TestBadRecordsAreSkipped(t *testing.T) {
 		{"event without account", topics.Events, "s1", &livetabv1.Event{Id: "e", Session: "s1"}, "without id"},
 		{"conversion without hit session", topics.Conversions, "app", &livetabv1.Conversion{Account: "acme", AppSession: "app"}, "without account"},
 		{"conversion keyed by another session", topics.Conversions, "other", conversion("web", "app"), "not keyed"},
+		{"hit whose request does not decode", topics.Hits, "s1", join(marshal(t, hit("h", "s1", 0)), bytesField(8, stringField(1, "\xff"))), "does not decode"},
+		{"event whose params do not decode", topics.Events, "s1", join(marshal(t, event("e", "s1", 0)), bytesField(11, stringField(1, "\xff"))), "does not decode"},
 		{"hit keyed by a chunk key", topics.Hits, sessions.ChunkKey("s1", 0), hit("h", "s1", 0), "not a session id"},
 		{"event keyed by a chunk key", topics.Events, sessions.ChunkKey("s1", 0), event("e", "s1", 0), "not a session id"},
 		{"empty loop message", loop, "web", &livetabv1.SessionsInput{}, "empty loop message"},
@@ -444,7 +486,7 @@ func TestBadRecordsAreSkipped(t *testing.T) {
 
 func chunkInput(session string) *livetabv1.SessionsInput {
 	return &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Chunk{Chunk: &livetabv1.Timeline{Session: session, Account: "acme",
-		Entries: []*livetabv1.TimelineEntry{{Item: &livetabv1.TimelineEntry_Hit{Hit: hit("h", session, 0)}}}}}}
+		Stored: encAll(&livetabv1.TimelineEntry{Item: &livetabv1.TimelineEntry_Hit{Hit: hit("h", session, 0)}})}}}
 }
 
 func TestRetentionSweep(t *testing.T) {
@@ -530,7 +572,7 @@ func TestRetentionSweep(t *testing.T) {
 	if _, ok := got[sessions.ChunkKey("long", 1)]; !ok {
 		t.Error("half expired chunk not rewritten")
 	}
-	if head := getTimeline(t, tt, "long"); head == nil || len(head.GetEntries()) != 0 || head.GetChunks() != 2 {
+	if head := getTimeline(t, tt, "long"); head == nil || len(head.GetStored()) != 0 || head.GetChunks() != 2 {
 		t.Errorf("long session's value %v, want it kept, with no entries and 2 chunks", head)
 	}
 	var young []string

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -9,6 +10,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
 	"github.com/livetab/livetab/topics"
 )
@@ -100,6 +104,7 @@ func EntryTime(e *livetabv1.TimelineEntry) int64 {
 
 // entryID identifies an entry for deduplication. Hits and events get
 // distinct prefixes because their ids are minted by different parties.
+// ReadHit and ReadEvent build the same ids.
 func entryID(e *livetabv1.TimelineEntry) string {
 	switch {
 	case e.GetHit() != nil:
@@ -110,12 +115,29 @@ func entryID(e *livetabv1.TimelineEntry) string {
 	return ""
 }
 
-// compareEntries orders entries by time, ties by id.
-func compareEntries(a, b *livetabv1.TimelineEntry) int {
-	if c := cmp.Compare(EntryTime(a), EntryTime(b)); c != 0 {
+// NewEntry is e as a timeline stores it: its id, its time (EntryTime) and
+// its encoding. The processor builds its entries from the records instead
+// (ReadHit, ReadEvent), which gives the same entry without decoding them.
+// It fails for an entry with neither hit nor event, and for one that does
+// not encode (a string that is not UTF-8).
+func NewEntry(e *livetabv1.TimelineEntry) (*livetabv1.Timeline_Stored, error) {
+	id := entryID(e)
+	if id == "" {
+		return nil, errors.New("sessions: timeline entry with neither hit nor event")
+	}
+	b, err := proto.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: encode timeline entry %s: %w", id, err)
+	}
+	return &livetabv1.Timeline_Stored{Id: id, TimeUs: EntryTime(e), Entry: b}, nil
+}
+
+// compareStored orders stored entries by time, ties by id.
+func compareStored(a, b *livetabv1.Timeline_Stored) int {
+	if c := cmp.Compare(a.GetTimeUs(), b.GetTimeUs()); c != 0 {
 		return c
 	}
-	return cmp.Compare(entryID(a), entryID(b))
+	return cmp.Compare(a.GetId(), b.GetId())
 }
 
 // cutoff is the oldest entry time kept at now; a zero now (a record
@@ -127,36 +149,61 @@ func cutoff(now time.Time) (int64, bool) {
 	return now.Add(-Retention).UnixMicro(), true
 }
 
-// Add adds e to tl, a session's value, whose entries are the session's open
-// chunk, in time order. It applies the retention as of now to the open
-// chunk first; an entry that is expired at once, or that the open chunk
-// holds already (a redelivery), is not added. When the open chunk is full,
-// Add seals it before adding e: it returns the sealed chunk (session,
-// account and the entries), to be stored under ChunkKey(tl.Session,
-// tl.Chunks-1), and counts it in tl.Chunks. changed reports whether tl
-// changed.
+// Add adds e to tl, a session's value, whose stored entries are the
+// session's open chunk, in time order. It reads only the id and time of the
+// entries: their encodings are copied, never parsed. It applies the
+// retention as of now to the open chunk first; an entry that is expired at
+// once, or that the open chunk holds already (a redelivery), is not added.
+// When the open chunk is full, Add seals it before adding e: it returns the
+// sealed chunk (session, account and the stored entries), to be stored
+// under ChunkKey(tl.Session, tl.Chunks-1), and counts it in tl.Chunks.
+// changed reports whether tl changed.
 //
 // Sealing before adding rather than after keeps the newest entries in the
 // open chunk, where a redelivery of them is recognised.
-func Add(tl *livetabv1.Timeline, e *livetabv1.TimelineEntry, now time.Time) (sealed *livetabv1.Timeline, changed bool) {
-	id := entryID(e)
-	if slices.ContainsFunc(tl.Entries, func(x *livetabv1.TimelineEntry) bool { return entryID(x) == id }) {
+//
+// A value that holds decoded entries (Timeline.entries, the layout before
+// entries were stored encoded) has them encoded into its open chunk first,
+// which may thus seal more than ChunkSize entries at once.
+func Add(tl *livetabv1.Timeline, e *livetabv1.Timeline_Stored, now time.Time) (sealed *livetabv1.Timeline, changed bool) {
+	id := e.GetId()
+	if slices.ContainsFunc(tl.Stored, func(x *livetabv1.Timeline_Stored) bool { return x.GetId() == id }) ||
+		slices.ContainsFunc(tl.Entries, func(x *livetabv1.TimelineEntry) bool { return entryID(x) == id }) {
 		return nil, false
 	}
 	changed = Trim(tl, now)
-	if min, ok := cutoff(now); ok && EntryTime(e) < min {
+	if min, ok := cutoff(now); ok && e.GetTimeUs() < min {
 		return nil, changed
 	}
-	if len(tl.Entries) >= ChunkSize {
-		sealed = &livetabv1.Timeline{Session: tl.Session, Account: tl.Account, Entries: tl.Entries}
+	encodeEntries(tl)
+	if len(tl.Stored) >= ChunkSize {
+		sealed = &livetabv1.Timeline{Session: tl.Session, Account: tl.Account, Stored: tl.Stored}
 		// A chunk is in time order: its newest entry is its last.
-		tl.SealedUntilUs = max(tl.SealedUntilUs, EntryTime(tl.Entries[len(tl.Entries)-1]))
+		tl.SealedUntilUs = max(tl.SealedUntilUs, tl.Stored[len(tl.Stored)-1].GetTimeUs())
 		tl.Chunks++
-		tl.Entries = make([]*livetabv1.TimelineEntry, 0, ChunkSize)
+		tl.Stored = make([]*livetabv1.Timeline_Stored, 0, ChunkSize)
 	}
-	i, _ := slices.BinarySearchFunc(tl.Entries, e, compareEntries)
-	tl.Entries = slices.Insert(tl.Entries, i, e)
+	i, _ := slices.BinarySearchFunc(tl.Stored, e, compareStored)
+	tl.Stored = slices.Insert(tl.Stored, i, e)
 	return sealed, true
+}
+
+// encodeEntries moves the decoded entries of tl, a value written before
+// entries were stored encoded, into its stored ones, in time order. An
+// entry that does not encode (none that was decoded from the table) is
+// dropped.
+func encodeEntries(tl *livetabv1.Timeline) {
+	if len(tl.Entries) == 0 {
+		return
+	}
+	stored := slices.Clip(tl.Stored)
+	for _, e := range tl.Entries {
+		if s, err := NewEntry(e); err == nil {
+			stored = append(stored, s)
+		}
+	}
+	slices.SortStableFunc(stored, compareStored)
+	tl.Stored, tl.Entries = stored, nil
 }
 
 // Trim drops the entries of tl, a chunk in time order, that are older than
@@ -166,17 +213,24 @@ func Trim(tl *livetabv1.Timeline, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	// Entries are in time order, so the expired ones are a prefix.
+	// Entries are in time order, so the expired ones are a prefix. A value
+	// written before entries were stored encoded has decoded ones.
 	i := 0
-	for i < len(tl.Entries) && EntryTime(tl.Entries[i]) < min {
+	for i < len(tl.Stored) && tl.Stored[i].GetTimeUs() < min {
 		i++
 	}
-	if i == 0 {
-		return false
+	j := 0
+	for j < len(tl.Entries) && EntryTime(tl.Entries[j]) < min {
+		j++
 	}
 	// Clone, so that the dropped prefix can be collected.
-	tl.Entries = slices.Clone(tl.Entries[i:])
-	return true
+	if i > 0 {
+		tl.Stored = slices.Clone(tl.Stored[i:])
+	}
+	if j > 0 {
+		tl.Entries = slices.Clone(tl.Entries[j:])
+	}
+	return i > 0 || j > 0
 }
 
 // Expire applies the retention as of now to a stored value, a session's
@@ -194,7 +248,7 @@ func Expire(tl *livetabv1.Timeline, now time.Time) (changed, gone bool) {
 	}
 	changed = Trim(tl, now)
 	switch {
-	case len(tl.Entries) > 0:
+	case len(tl.Stored) > 0 || len(tl.Entries) > 0:
 		return changed, false
 	case tl.GetChunks() > 0 && tl.GetSealedUntilUs() >= min:
 		return changed, false
@@ -232,16 +286,57 @@ func pair(tl *livetabv1.Timeline, self, other string, c *livetabv1.Conversion) b
 	return true
 }
 
+// Entries decodes the entries of tl, a value of the sessions table (a
+// session's or a chunk's): its stored entries, in the order stored, after
+// the decoded ones of a value written before entries were stored encoded.
+// It is for what inspects the table's records; the timeline of a session is
+// Read's. It fails, with an error wrapping codecs.ErrDecode, for a stored
+// entry that does not decode.
+func Entries(tl *livetabv1.Timeline) ([]*livetabv1.TimelineEntry, error) {
+	out := slices.Clone(tl.GetEntries())
+	for _, s := range tl.GetStored() {
+		e, err := codecs.Typed[livetabv1.TimelineEntry](s.GetEntry())
+		if err != nil {
+			return nil, fmt.Errorf("sessions: entry %s: %w", s.GetId(), err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// readEntry is an entry of a stored value as Read collects it: encoded
+// (stored) or, in a value written before entries were stored encoded,
+// decoded.
+type readEntry struct {
+	id      string
+	us      int64
+	encoded []byte
+	decoded *livetabv1.TimelineEntry
+}
+
+// appendReadEntries appends the entries of tl, a stored value, to all.
+func appendReadEntries(all []readEntry, tl *livetabv1.Timeline) []readEntry {
+	for _, e := range tl.GetEntries() {
+		all = append(all, readEntry{id: entryID(e), us: EntryTime(e), decoded: e})
+	}
+	for _, s := range tl.GetStored() {
+		all = append(all, readEntry{id: s.GetId(), us: s.GetTimeUs(), encoded: s.GetEntry()})
+	}
+	return all
+}
+
 // Read returns session's whole timeline from the sessions table, which get
 // reads (nil, nil for a key without a value): the fields of the session's
 // value, with the entries of its open chunk and of its sealed chunks,
 // deduplicated by id (the first stored copy is kept), in time order, at
-// most the newest MaxEntries. It returns nil, nil when the session is not
-// in the table; a key that is not a session's (a chunk key) is not one.
+// most the newest MaxEntries, decoded (Timeline.entries; stored is left
+// empty). It returns nil, nil when the session is not in the table; a key
+// that is not a session's (a chunk key) is not one.
 //
 // A chunk that is missing (deleted by retention, or sealed so recently
 // that its record is still on its way through the loop topic) is skipped:
-// the answer is then short of those entries.
+// the answer is then short of those entries. So is an entry that does not
+// decode, which the processor never stores (ReadHit, ReadEvent).
 func Read(get func(key string) (*livetabv1.Timeline, error), session string) (*livetabv1.Timeline, error) {
 	if !isSessionKey(session) {
 		return nil, nil
@@ -261,39 +356,52 @@ func Read(get func(key string) (*livetabv1.Timeline, error), session string) (*l
 		Chunks:        head.GetChunks(),
 		SealedUntilUs: head.GetSealedUntilUs(),
 	}
-	var all []*livetabv1.TimelineEntry
+	var all []readEntry
 	for i := oldestChunk(head.GetChunks()); i < head.GetChunks(); i++ {
 		c, err := get(ChunkKey(session, i))
 		if err != nil {
 			return nil, fmt.Errorf("sessions: read chunk %d of session %q: %w", i, session, err)
 		}
-		all = append(all, c.GetEntries()...)
+		all = appendReadEntries(all, c)
 	}
-	all = append(all, head.GetEntries()...)
+	all = appendReadEntries(all, head)
 
 	// Oldest chunk first, so the first copy of an entry is the one kept,
 	// as Add keeps the first within the open chunk.
 	seen := make(map[string]struct{}, len(all))
-	entries := all[:0]
+	kept := all[:0]
 	for _, e := range all {
-		id := entryID(e)
-		if id == "" {
+		if e.id == "" {
 			continue
 		}
-		if _, dup := seen[id]; dup {
+		if _, dup := seen[e.id]; dup {
 			continue
 		}
-		seen[id] = struct{}{}
-		entries = append(entries, e)
+		seen[e.id] = struct{}{}
+		kept = append(kept, e)
 	}
 	// Chunks are each in time order, but entries arrive out of order, so an
 	// open chunk (or a later chunk) may hold entries older than a sealed one.
-	slices.SortFunc(entries, compareEntries)
-	if extra := len(entries) - MaxEntries; extra > 0 {
-		entries = entries[extra:]
+	slices.SortFunc(kept, func(a, b readEntry) int {
+		return cmp.Or(cmp.Compare(a.us, b.us), cmp.Compare(a.id, b.id))
+	})
+	if extra := len(kept) - MaxEntries; extra > 0 {
+		kept = kept[extra:]
+	}
+	// Only the entries answered are decoded.
+	entries := make([]*livetabv1.TimelineEntry, 0, len(kept))
+	for _, e := range kept {
+		d := e.decoded
+		if d == nil {
+			var err error
+			if d, err = codecs.Typed[livetabv1.TimelineEntry](e.encoded); err != nil || entryID(d) == "" {
+				continue
+			}
+		}
+		entries = append(entries, d)
 	}
 	if len(entries) > 0 {
-		out.Entries = slices.Clip(entries)
+		out.Entries = entries
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package sessions_test
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
 	"github.com/livetab/livetab/processors/sessions"
 	"github.com/livetab/livetab/topics"
@@ -34,13 +36,64 @@ func eventEntry(id string, at *time.Duration, recv time.Duration) *livetabv1.Tim
 
 func dur(d time.Duration) *time.Duration { return &d }
 
+// enc is e as a timeline stores it.
+func enc(e *livetabv1.TimelineEntry) *livetabv1.Timeline_Stored {
+	s, err := sessions.NewEntry(e)
+	if err != nil {
+		// Every entry of these tests encodes; one that does not would show
+		// in the failures as an entry that does not decode.
+		return &livetabv1.Timeline_Stored{Id: "unencodable: " + err.Error()}
+	}
+	return s
+}
+
+// encAll are entries as a timeline stores them.
+func encAll(entries ...*livetabv1.TimelineEntry) []*livetabv1.Timeline_Stored {
+	var out []*livetabv1.Timeline_Stored
+	for _, e := range entries {
+		out = append(out, enc(e))
+	}
+	return out
+}
+
+// entriesOf are the entries of tl, a stored value or Read's answer: its
+// decoded entries and its stored ones, decoded. A stored entry that does
+// not decode, or whose id or time is not its entry's, is nil.
+func entriesOf(tl *livetabv1.Timeline) []*livetabv1.TimelineEntry {
+	out := slices.Clone(tl.GetEntries())
+	for _, s := range tl.GetStored() {
+		e := &livetabv1.TimelineEntry{}
+		if err := proto.Unmarshal(s.GetEntry(), e); err != nil || s.GetTimeUs() != sessions.EntryTime(e) || s.GetId() != idOf(e) {
+			e = nil
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// idOf is e's dedupe id: "h:" or "e:" and the hit's or event's id.
+func idOf(e *livetabv1.TimelineEntry) string {
+	switch {
+	case e.GetHit() != nil:
+		return "h:" + e.GetHit().GetId()
+	case e.GetEvent() != nil:
+		return "e:" + e.GetEvent().GetId()
+	}
+	return ""
+}
+
+// ids are the hit and event ids of entriesOf(tl); "!bad" marks an entry
+// that is neither, or a stored one that is not what it says.
 func ids(tl *livetabv1.Timeline) []string {
 	var out []string
-	for _, e := range tl.GetEntries() {
-		if e.GetHit() != nil {
+	for _, e := range entriesOf(tl) {
+		switch {
+		case e.GetHit() != nil:
 			out = append(out, e.GetHit().GetId())
-		} else {
+		case e.GetEvent() != nil:
 			out = append(out, e.GetEvent().GetId())
+		default:
+			out = append(out, "!bad")
 		}
 	}
 	return out
@@ -50,7 +103,7 @@ func ids(tl *livetabv1.Timeline) []string {
 func timelineOf(entries ...*livetabv1.TimelineEntry) *livetabv1.Timeline {
 	tl := &livetabv1.Timeline{}
 	for _, e := range entries {
-		sessions.Add(tl, e, time.Time{})
+		sessions.Add(tl, enc(e), time.Time{})
 	}
 	return tl
 }
@@ -73,8 +126,8 @@ func hitIDs(from, to int) []string {
 }
 
 func inTimeOrder(tl *livetabv1.Timeline) bool {
-	return slices.IsSortedFunc(tl.GetEntries(), func(a, b *livetabv1.TimelineEntry) int {
-		return int(sessions.EntryTime(a) - sessions.EntryTime(b))
+	return slices.IsSortedFunc(entriesOf(tl), func(a, b *livetabv1.TimelineEntry) int {
+		return cmp.Compare(sessions.EntryTime(a), sessions.EntryTime(b))
 	})
 }
 
@@ -285,7 +338,7 @@ func TestAdd(t *testing.T) {
 			name: "full after the retention's trim seals nothing",
 			tl: func() *livetabv1.Timeline {
 				tl := timelineOf(hits(1, sessions.ChunkSize, 0)...)
-				sessions.Add(tl, hitEntry("old", -61*24*time.Hour), time.Time{})
+				sessions.Add(tl, enc(hitEntry("old", -61*24*time.Hour)), time.Time{})
 				return tl
 			}(),
 			entry:       hitEntry("new", time.Hour),
@@ -322,7 +375,7 @@ func TestAdd(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := proto.Clone(tt.tl)
-			sealed, changed := sessions.Add(tt.tl, tt.entry, tt.now)
+			sealed, changed := sessions.Add(tt.tl, enc(tt.entry), tt.now)
 			if changed != tt.wantChanged {
 				t.Errorf("changed = %v, want %v", changed, tt.wantChanged)
 			}
@@ -450,6 +503,10 @@ func TestExpire(t *testing.T) {
 		return tl
 	}
 	chunk := func(entries ...*livetabv1.TimelineEntry) *livetabv1.Timeline {
+		return &livetabv1.Timeline{Session: "s1", Account: "acme", Stored: encAll(entries...)}
+	}
+	// A chunk written before entries were stored encoded.
+	decodedChunk := func(entries ...*livetabv1.TimelineEntry) *livetabv1.Timeline {
 		return &livetabv1.Timeline{Session: "s1", Account: "acme", Entries: entries}
 	}
 	tests := []struct {
@@ -473,6 +530,8 @@ func TestExpire(t *testing.T) {
 		{"open chunk expired, sealed ones too", sealed(-61*day, hitEntry("a", -61*day)), t0, true, true, nil},
 		{"a chunk partly expired", chunk(hitEntry("a", -61*day), hitEntry("b", -day)), t0, true, false, []string{"b"}},
 		{"a chunk expired", chunk(hitEntry("a", -62*day), hitEntry("b", -61*day)), t0, true, true, nil},
+		{"a decoded chunk partly expired", decodedChunk(hitEntry("a", -61*day), hitEntry("b", -day)), t0, true, false, []string{"b"}},
+		{"a decoded chunk expired", decodedChunk(hitEntry("a", -62*day), hitEntry("b", -61*day)), t0, true, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -497,7 +556,7 @@ func (tb fakeTable) get(key string) (*livetabv1.Timeline, error) { return tb[key
 func (tb fakeTable) chunked(session string, entries ...*livetabv1.TimelineEntry) {
 	tl := &livetabv1.Timeline{Session: session, Account: "acme"}
 	for _, e := range entries {
-		sealed, _ := sessions.Add(tl, e, time.Time{})
+		sealed, _ := sessions.Add(tl, enc(e), time.Time{})
 		if sealed == nil {
 			continue
 		}
@@ -602,9 +661,9 @@ func TestRead(t *testing.T) {
 				// times) into the open chunk.
 				return fakeTable{
 					"s1": {Session: "s1", Account: "acme", Chunks: 1,
-						Entries: []*livetabv1.TimelineEntry{eventEntry("e", nil, -time.Hour), hitEntry("h008", 8*time.Second)}},
+						Stored: encAll(eventEntry("e", nil, -time.Hour), hitEntry("h008", 8*time.Second))},
 					sessions.ChunkKey("s1", 0): {Session: "s1", Account: "acme",
-						Entries: append(hits(0, n, 0), eventEntry("e", nil, 3*time.Hour))},
+						Stored: encAll(append(hits(0, n, 0), eventEntry("e", nil, 3*time.Hour))...)},
 				}
 			},
 			session: "s1",
@@ -643,7 +702,7 @@ func TestRead(t *testing.T) {
 				tb := fakeTable{}
 				tb.chunked("s1", hits(0, (sessions.MaxChunks+2)*n+1, 0)...)
 				// A drop not applied yet.
-				tb[sessions.ChunkKey("s1", 1)] = &livetabv1.Timeline{Session: "s1", Account: "acme", Entries: []*livetabv1.TimelineEntry{hitEntry("stale", time.Hour)}}
+				tb[sessions.ChunkKey("s1", 1)] = &livetabv1.Timeline{Session: "s1", Account: "acme", Stored: encAll(hitEntry("stale", time.Hour))}
 				return tb
 			},
 			session: "s1",
@@ -657,6 +716,30 @@ func TestRead(t *testing.T) {
 			},
 			session: "s1",
 			want:    hitIDs(0, sessions.MaxEntries),
+		},
+		{
+			name: "a chunk written before entries were stored encoded",
+			table: func() fakeTable {
+				tb := fakeTable{}
+				tb.chunked("s1", hits(0, n+2, 0)...)
+				tb[sessions.ChunkKey("s1", 0)] = &livetabv1.Timeline{Session: "s1", Account: "acme", Entries: hits(0, n, 0)}
+				return tb
+			},
+			session: "s1",
+			want:    hitIDs(0, n+2),
+		},
+		{
+			name: "a stored entry that does not decode is skipped",
+			table: func() fakeTable {
+				tb := fakeTable{}
+				tb.chunked("s1", hits(0, 3, 0)...)
+				bad := enc(hitEntry("bad", time.Second))
+				bad.Entry = bad.Entry[:len(bad.Entry)-1]
+				tb["s1"].Stored = append(tb["s1"].Stored, bad)
+				return tb
+			},
+			session: "s1",
+			want:    hitIDs(0, 3),
 		},
 		{
 			name:    "a chunk key is not a session",
@@ -682,6 +765,9 @@ func TestRead(t *testing.T) {
 			if ids := ids(got); !slices.Equal(ids, tt.want) {
 				t.Errorf("entries %v, want %v", ids, tt.want)
 			}
+			if len(got.GetStored()) != 0 {
+				t.Errorf("Read answered %d stored entries, want them decoded only", len(got.GetStored()))
+			}
 			if !inTimeOrder(got) {
 				t.Errorf("entries not in time order: %v", ids(got))
 			}
@@ -706,5 +792,28 @@ func TestReadFails(t *testing.T) {
 		if tl, err := sessions.Read(get, "s1"); !errors.Is(err, boom) || tl != nil {
 			t.Errorf("reading %q fails: Read = %v, %v; want the error", failing, tl, err)
 		}
+	}
+}
+
+func TestEntries(t *testing.T) {
+	tl := timelineOf(hits(0, 3, 0)...)
+	tl.Entries = []*livetabv1.TimelineEntry{hitEntry("old", -time.Hour)}
+	got, err := sessions.Entries(tl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]*livetabv1.TimelineEntry{hitEntry("old", -time.Hour)}, hits(0, 3, 0)...)
+	if len(got) != len(want) {
+		t.Fatalf("Entries = %v, want %v", got, want)
+	}
+	for i := range want {
+		if !proto.Equal(got[i], want[i]) {
+			t.Errorf("entry %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+
+	tl.Stored[1].Entry = []byte{0xff}
+	if got, err := sessions.Entries(tl); !errors.Is(err, codecs.ErrDecode) {
+		t.Errorf("Entries of a value with a corrupt entry = %v, %v; want an error wrapping codecs.ErrDecode", got, err)
 	}
 }
