@@ -15,6 +15,7 @@ const (
 	frameUpdate   = "update"
 	frameStats    = "stats"
 	frameError    = "error"
+	frameBatch    = "batch"
 )
 
 // frameType reads a frame's "type" without decoding the rest: the server
@@ -34,6 +35,135 @@ func frameType(b []byte) string {
 		return ""
 	}
 	return f.Type
+}
+
+// batchFrames calls fn with each frame of a batch frame,
+// {"type":"batch","frames":[f1,f2,…]}: several item and update frames the
+// server had ready at once, to be handled in order as if each had come
+// alone. It reports false for a frame that is not a well-formed batch;
+// the frames before the fault were handed to fn.
+func batchFrames(b []byte, fn func(frame []byte)) bool {
+	const key = `"frames":[`
+	i := bytes.Index(b, []byte(key))
+	if i < 0 {
+		return false
+	}
+	b = b[i+len(key):]
+	if splitItemFrames(b, fn) {
+		return true
+	}
+	return splitFrames(b, fn)
+}
+
+// itemFrameSep is where one item or update frame of a batch ends and the
+// next begins. It only ever occurs outside JSON strings: its quote is not
+// escaped, and is followed by type":" as only an opening quote can be.
+// So inside a frame it would take an array of objects with "type" as
+// their first key, which items do not have.
+const itemFrameSep = `},{"type":"`
+
+// splitItemFrames is the fast way through a batch frame's frames (b
+// starts after its "frames":[), for the batches the views write: it
+// splits at itemFrameSep with bytes.Index, and hands the frames to fn only
+// when each has the shape of an item or update frame. Otherwise it reports
+// false without calling fn, and splitFrames does the work.
+func splitItemFrames(b []byte, fn func([]byte)) bool {
+	end := len(b) - len(`]}`)
+	if end < 0 || string(b[end:]) != `]}` {
+		return false
+	}
+	b = b[:end]
+	// The frames' ends, found first so that fn sees nothing of a batch
+	// that turns out to be something else.
+	var ends [maxFastFrames]int
+	n := 0
+	for from := 0; ; {
+		k := bytes.Index(b[from:], []byte(itemFrameSep))
+		if k < 0 {
+			break
+		}
+		if n == len(ends)-1 {
+			return false
+		}
+		ends[n] = from + k + 1
+		n++
+		from += k + 2
+	}
+	ends[n] = len(b)
+	n++
+	start := 0
+	for _, e := range ends[:n] {
+		f := b[start:e]
+		if !(bytes.HasPrefix(f, []byte(`{"type":"item","item":{`)) || bytes.HasPrefix(f, []byte(`{"type":"update","item":{`))) ||
+			!bytes.HasSuffix(f, []byte(`}}`)) {
+			return false
+		}
+		start = e + 1
+	}
+	start = 0
+	for _, e := range ends[:n] {
+		fn(b[start:e])
+		start = e + 1
+	}
+	return true
+}
+
+// maxFastFrames bounds the frames splitItemFrames takes on (the views
+// send at most 64 in a batch).
+const maxFastFrames = 256
+
+// splitFrames finds the frames of a batch (b starts after its
+// "frames":[) by their nesting outside JSON strings, which are skipped
+// with IndexByte.
+func splitFrames(b []byte, fn func([]byte)) bool {
+	depth, start := 0, 0
+	for j := 0; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			end, ok := stringEnd(b, j+1)
+			if !ok {
+				return false
+			}
+			j = end
+		case '{', '[':
+			if depth == 0 {
+				start = j
+			}
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				// The end of the frames: only the batch's closing brace
+				// may follow.
+				return b[j] == ']' && bytes.Equal(bytes.TrimSpace(b[j+1:]), []byte("}"))
+			}
+			if depth--; depth == 0 {
+				fn(b[start : j+1])
+			}
+		}
+	}
+	return false
+}
+
+// stringEnd is the index of the quote that closes the JSON string whose
+// content starts at b[from].
+func stringEnd(b []byte, from int) (int, bool) {
+	for {
+		k := bytes.IndexByte(b[from:], '"')
+		if k < 0 {
+			return 0, false
+		}
+		q := from + k
+		// The quote is escaped when an odd number of backslashes precede
+		// it.
+		n := 0
+		for p := q - 1; p >= from && b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q, true
+		}
+		from = q + 1
+	}
 }
 
 // itemInfo is what the generator needs of one item.

@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,82 @@ func TestFrameType(t *testing.T) {
 		if got := frameType([]byte(tt.frame)); got != tt.want {
 			t.Errorf("frameType(%s) = %q, want %q", tt.frame, got, tt.want)
 		}
+	}
+}
+
+func TestBatchFrames(t *testing.T) {
+	tests := []struct {
+		name  string
+		frame string
+		want  []string
+		ok    bool
+	}{
+		{
+			name:  "items and an update",
+			frame: `{"type":"batch","frames":[{"type":"item","item":{"cursor":1}},{"type":"update","item":{"cursor":0}},{"type":"item","item":{"cursor":2,"params":{"a":[1,{"b":2}]}}}]}`,
+			want:  []string{`{"type":"item","item":{"cursor":1}}`, `{"type":"update","item":{"cursor":0}}`, `{"type":"item","item":{"cursor":2,"params":{"a":[1,{"b":2}]}}}`},
+			ok:    true,
+		},
+		{
+			name:  "brackets, quotes and backslashes inside strings",
+			frame: `{"type":"batch","frames":[{"type":"item","item":{"cursor":3,"ua":"}]},{\"x\\","p":"\\"}},{"type":"item","item":{"cursor":4}}]}`,
+			want:  []string{`{"type":"item","item":{"cursor":3,"ua":"}]},{\"x\\","p":"\\"}}`, `{"type":"item","item":{"cursor":4}}`},
+			ok:    true,
+		},
+		{
+			name: "an item with a nested array of objects that looks like frames",
+			frame: `{"type":"batch","frames":[{"type":"item","item":{"cursor":5,"x":[{"type":"a"},{"type":"item","item":{}}]}},` +
+				`{"type":"update","item":{"cursor":5}}]}`,
+			want: []string{`{"type":"item","item":{"cursor":5,"x":[{"type":"a"},{"type":"item","item":{}}]}}`, `{"type":"update","item":{"cursor":5}}`},
+			ok:   true,
+		},
+		{
+			name:  "frames of other types",
+			frame: `{"type":"batch","frames":[{"type":"stats","lag":0},{"type":"item","item":{"cursor":6}}]}`,
+			want:  []string{`{"type":"stats","lag":0}`, `{"type":"item","item":{"cursor":6}}`},
+			ok:    true,
+		},
+		{name: "empty", frame: `{"type":"batch","frames":[]}`, ok: true},
+		{name: "no frames", frame: `{"type":"batch"}`},
+		{name: "cut short", frame: `{"type":"batch","frames":[{"type":"item","item":{"cursor":1}},{"type":"item"`, want: []string{`{"type":"item","item":{"cursor":1}}`}},
+		{name: "cut short in a string", frame: `{"type":"batch","frames":[{"type":"item","item":{"ua":"abc`},
+		{name: "unbalanced", frame: `{"type":"batch","frames":[{"type":"item"}}]}`, want: []string{`{"type":"item"}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			ok := batchFrames([]byte(tt.frame), func(f []byte) {
+				got = append(got, string(f))
+				if !json.Valid(f) {
+					t.Errorf("frame %s is not valid JSON", f)
+				}
+			})
+			if ok != tt.ok || strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got %v %q, want %v %q", ok, got, tt.ok, tt.want)
+			}
+		})
+	}
+}
+
+// TestHandleBatch: a batch frame's items count as if each had come alone.
+func TestHandleBatch(t *testing.T) {
+	s := &subscribers{rec: newRecorder()}
+	sb := &sub{hot: true, contiguous: true}
+	now := time.Now()
+	item := func(c int) string {
+		return `{"type":"item","item":{"cursor":` + strconv.Itoa(c) + `,"account":"a","kind":"event","received_at":"` +
+			now.UTC().Format(time.RFC3339Nano) + `"}}`
+	}
+	s.handle(sb, []byte(item(1)), now.UnixMicro())
+	s.handle(sb, []byte(`{"type":"batch","frames":[`+item(2)+`,{"type":"update","item":{"cursor":1}},`+item(3)+`,`+item(5)+`]}`), now.UnixMicro())
+	if got := s.st.items.Load(); got != 4 {
+		t.Errorf("%d items, want 4", got)
+	}
+	if got := s.st.updates.Load(); got != 1 {
+		t.Errorf("%d updates, want 1", got)
+	}
+	if sb.last != 5 || s.st.gaps.Load() != 1 || s.st.badFrames.Load() != 0 {
+		t.Errorf("last %d, gaps %d, bad frames %d; want 5, 1 (cursor 4), 0", sb.last, s.st.gaps.Load(), s.st.badFrames.Load())
 	}
 }
 

@@ -301,6 +301,10 @@ func (s *subscribers) handle(sb *sub, b []byte, nowUs int64) {
 		s.recordItem(sb, it, nowUs)
 	case frameUpdate:
 		s.st.updates.Add(1)
+	case frameBatch:
+		if !batchFrames(b, func(f []byte) { s.handle(sb, f, nowUs) }) {
+			s.st.badFrames.Add(1)
+		}
 	case frameSnapshot, frameResume:
 		var f listFrame
 		if err := json.Unmarshal(b, &f); err != nil {

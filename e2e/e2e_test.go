@@ -155,6 +155,8 @@ type frame struct {
 	Item     *item             `json:"item"`
 	Counters map[string]uint64 `json:"counters"`
 	Error    string            `json:"error"`
+	// Frames are a batch frame's item and update frames.
+	Frames []frame `json:"frames"`
 }
 
 type item struct {
@@ -188,6 +190,8 @@ type item struct {
 type socket struct {
 	t    *testing.T
 	conn *websocket.Conn
+	// pending are the frames of the last batch frame not read yet.
+	pending []frame
 }
 
 func (lt *livetab) dial(ctx context.Context, account, tok string) (*socket, *http.Response, error) {
@@ -204,8 +208,8 @@ func (lt *livetab) dial(ctx context.Context, account, tok string) (*socket, *htt
 
 func (s *socket) read(ctx context.Context) frame {
 	s.t.Helper()
-	var f frame
-	if err := wsjson.Read(ctx, s.conn, &f); err != nil {
+	f, err := s.next(ctx)
+	if err != nil {
 		s.t.Fatalf("read frame: %v", err)
 	}
 	if f.Type == "error" {
@@ -214,14 +218,34 @@ func (s *socket) read(ctx context.Context) frame {
 	return f
 }
 
+// next reads the next frame; a batch frame's frames come one by one.
+func (s *socket) next(ctx context.Context) (frame, error) {
+	if len(s.pending) == 0 {
+		var f frame
+		if err := wsjson.Read(ctx, s.conn, &f); err != nil {
+			return frame{}, err
+		}
+		if f.Type != "batch" {
+			return f, nil
+		}
+		if len(f.Frames) == 0 {
+			return frame{}, fmt.Errorf("empty batch frame")
+		}
+		s.pending = f.Frames
+	}
+	f := s.pending[0]
+	s.pending = s.pending[1:]
+	return f, nil
+}
+
 // until reads frames until match returns true for a received item (from a
 // snapshot, an item or an update frame) or ctx ends.
 func (s *socket) until(ctx context.Context, what string, match func(item) bool) item {
 	s.t.Helper()
 	var seen []string
 	for {
-		var f frame
-		if err := wsjson.Read(ctx, s.conn, &f); err != nil {
+		f, err := s.next(ctx)
+		if err != nil {
 			s.t.Fatalf("waiting for %s: %v; frames seen meanwhile:\n%s", what, err, strings.Join(seen, "\n"))
 		}
 		if b, err := json.Marshal(f); err == nil {

@@ -45,6 +45,8 @@ type envOptions struct {
 	sampleRate     float64
 	statsInterval  time.Duration
 	originPatterns []string
+	// storageDir is Options.StorageDir.
+	storageDir string
 	// before runs once the topics exist and before the server starts, to
 	// produce what the views must recover.
 	before func(e *env)
@@ -84,7 +86,8 @@ func (e *env) startServer() {
 	t, o := e.t, e.o
 	t.Helper()
 	srv, err := New(Options{Kafka: e.k, Secret: testSecret, QueueSize: o.queueSize, MaxWaiters: o.maxWaiters,
-		HistorySize: o.historySize, SampleRate: o.sampleRate, StatsInterval: o.statsInterval, OriginPatterns: o.originPatterns})
+		HistorySize: o.historySize, SampleRate: o.sampleRate, StatsInterval: o.statsInterval, OriginPatterns: o.originPatterns,
+		StorageDir: o.storageDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,9 +206,16 @@ func (e *env) liveURL(q url.Values) string {
 	return "ws" + strings.TrimPrefix(e.http.URL, "http") + "/v1/live?" + q.Encode()
 }
 
+// liveClient is a live connection as tests read it: frames one by one,
+// those of a batch frame included.
+type liveClient struct {
+	*websocket.Conn
+	pending []frame // of the last batch frame, not read yet
+}
+
 // dial connects to /v1/live as a browser does (token in the query) and
 // closes the connection when the test ends.
-func (e *env) dial(account, tok string) *websocket.Conn {
+func (e *env) dial(account, tok string) *liveClient {
 	e.t.Helper()
 	q := url.Values{}
 	if account != "" {
@@ -215,7 +225,7 @@ func (e *env) dial(account, tok string) *websocket.Conn {
 }
 
 // dialQuery connects with tok and the query parameters q.
-func (e *env) dialQuery(tok string, q url.Values) *websocket.Conn {
+func (e *env) dialQuery(tok string, q url.Values) *liveClient {
 	e.t.Helper()
 	c, resp, err := e.tryDial(tok, q, nil)
 	if err != nil {
@@ -226,7 +236,7 @@ func (e *env) dialQuery(tok string, q url.Values) *websocket.Conn {
 
 // tryDial connects with tok, the query parameters q and the request
 // headers h.
-func (e *env) tryDial(tok string, q url.Values, h http.Header) (*websocket.Conn, *http.Response, error) {
+func (e *env) tryDial(tok string, q url.Values, h http.Header) (*liveClient, *http.Response, error) {
 	q2 := url.Values{"token": {tok}}
 	for k, v := range q {
 		q2[k] = v
@@ -239,7 +249,7 @@ func (e *env) tryDial(tok string, q url.Values, h http.Header) (*websocket.Conn,
 	}
 	c.SetReadLimit(64 << 20)
 	e.t.Cleanup(func() { c.CloseNow() })
-	return c, resp, nil
+	return &liveClient{Conn: c}, resp, nil
 }
 
 // frame is a live frame as a client decodes it; each type uses some of
@@ -267,10 +277,12 @@ type frame struct {
 	Lag          *int64   `json:"lag"`
 	// token
 	Expires string `json:"expires"`
+	// batch
+	Frames []json.RawMessage `json:"frames"`
 }
 
 // readFrame reads the next frame that is not a stats frame.
-func readFrame(t *testing.T, c *websocket.Conn) frame {
+func readFrame(t *testing.T, c *liveClient) frame {
 	t.Helper()
 	f, err := tryReadFrame(c, 10*time.Second)
 	if err != nil {
@@ -280,7 +292,7 @@ func readFrame(t *testing.T, c *websocket.Conn) frame {
 }
 
 // tryReadFrame reads the next frame that is not a stats frame.
-func tryReadFrame(c *websocket.Conn, timeout time.Duration) (frame, error) {
+func tryReadFrame(c *liveClient, timeout time.Duration) (frame, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		f, err := readAnyFrame(c, time.Until(deadline))
@@ -290,8 +302,15 @@ func tryReadFrame(c *websocket.Conn, timeout time.Duration) (frame, error) {
 	}
 }
 
-// readAnyFrame reads the next frame, stats included.
-func readAnyFrame(c *websocket.Conn, timeout time.Duration) (frame, error) {
+// readAnyFrame reads the next frame, stats included. The frames of a
+// batch frame come one by one, as if they had been sent so; a batch frame
+// must hold two or more item or update frames.
+func readAnyFrame(c *liveClient, timeout time.Duration) (frame, error) {
+	if len(c.pending) > 0 {
+		f := c.pending[0]
+		c.pending = c.pending[1:]
+		return f, nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	typ, b, err := c.Read(ctx)
@@ -305,10 +324,27 @@ func readAnyFrame(c *websocket.Conn, timeout time.Duration) (frame, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return frame{}, fmt.Errorf("decode frame %.200s: %w", b, err)
 	}
+	if f.Type != "batch" {
+		return f, nil
+	}
+	if len(f.Frames) < 2 {
+		return frame{}, fmt.Errorf("batch frame of %d frames: %.200s", len(f.Frames), b)
+	}
+	for _, raw := range f.Frames {
+		var g frame
+		if err := json.Unmarshal(raw, &g); err != nil {
+			return frame{}, fmt.Errorf("decode frame %.200s of a batch: %w", raw, err)
+		}
+		if g.Type != "item" && g.Type != "update" {
+			return frame{}, fmt.Errorf("a %q frame in a batch frame: %.200s", g.Type, raw)
+		}
+		c.pending = append(c.pending, g)
+	}
+	f, c.pending = c.pending[0], c.pending[1:]
 	return f, nil
 }
 
-func readSnapshot(t *testing.T, c *websocket.Conn) frame {
+func readSnapshot(t *testing.T, c *liveClient) frame {
 	t.Helper()
 	f := readFrame(t, c)
 	if f.Type != "snapshot" {
@@ -318,7 +354,7 @@ func readSnapshot(t *testing.T, c *websocket.Conn) frame {
 }
 
 // send writes v as a JSON text message.
-func send(t *testing.T, c *websocket.Conn, v any) {
+func send(t *testing.T, c *liveClient, v any) {
 	t.Helper()
 	b, ok := v.([]byte)
 	if !ok {

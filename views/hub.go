@@ -115,38 +115,107 @@ func (s *seenSet) has(c uint64) bool {
 }
 
 // subscriber is one consumer of an account's updates, usually a WebSocket
-// connection. The hub never blocks on it: frames go to a bounded queue,
-// and a subscriber whose queue is full is dropped and told why through
-// done.
+// connection. The hub never blocks on it: deliveries go to a bounded
+// queue, a subscriber whose queue is full is stopped with a reason, and
+// the consumer is woken through kick for either.
 type subscriber struct {
-	acct  *account
-	queue chan delivery
+	acct *account
+	size int // bound of the queue
+	// kick holds a token when something was queued (or the subscriber
+	// stopped) since the consumer last took it: the consumer waits on it,
+	// then takes what is queued.
+	kick chan struct{}
 
-	once   sync.Once
-	done   chan struct{}
-	reason closeReason // set before done is closed
+	// qmu guards queue, which grows as needed up to size: an idle
+	// subscriber holds little.
+	qmu   sync.Mutex
+	queue []delivery
+
+	once      sync.Once
+	reason    closeReason // set before isStopped
+	isStopped atomic.Bool
 
 	// Guarded by acct.mu.
 	filter filter
 	seen   seenSet
 }
 
+func newSubscriber(size int) *subscriber {
+	return &subscriber{size: size, kick: make(chan struct{}, 1)}
+}
+
+// wake hands the consumer a token, unless it has one already.
+func (s *subscriber) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// push queues d and wakes the consumer if the queue was empty (it takes
+// everything queued when woken); false when the queue is full.
+func (s *subscriber) push(d delivery) bool {
+	s.qmu.Lock()
+	n := len(s.queue)
+	if n >= s.size {
+		s.qmu.Unlock()
+		return false
+	}
+	s.queue = append(s.queue, d)
+	s.qmu.Unlock()
+	if n == 0 {
+		s.wake()
+	}
+	return true
+}
+
+// take moves the oldest queued deliveries, at most maxFrames of them and
+// (but for the first) at most maxBytes of frames together, to into[:0].
+func (s *subscriber) take(into []delivery, maxFrames, maxBytes int) []delivery {
+	into = into[:0]
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	n, size := 0, 0
+	for ; n < len(s.queue) && n < maxFrames; n++ {
+		size += len(s.queue[n].frame())
+		if n > 0 && size > maxBytes {
+			break
+		}
+	}
+	into = append(into, s.queue[:n]...)
+	left := copy(s.queue, s.queue[n:])
+	clear(s.queue[left:])
+	s.queue = s.queue[:left]
+	return into
+}
+
+// queued is how many deliveries wait in the queue.
+func (s *subscriber) queued() int {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return len(s.queue)
+}
+
+// dropQueued forgets what is queued.
+func (s *subscriber) dropQueued() {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	clear(s.queue)
+	s.queue = s.queue[:0]
+}
+
 // stop drops the subscriber with reason; only the first reason counts.
 func (s *subscriber) stop(r closeReason) {
 	s.once.Do(func() {
 		s.reason = r
-		close(s.done)
+		s.isStopped.Store(true)
+		s.wake()
 	})
 }
 
-func (s *subscriber) stopped() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
+// stopped reports whether the subscriber was stopped; its reason is set
+// once it is.
+func (s *subscriber) stopped() bool { return s.isStopped.Load() }
 
 // wants reports whether the subscriber is to be shown u: with filters,
 // whether they match; without, whether u is in the account's sample.
@@ -317,16 +386,12 @@ func (h *hub) publish(name string, u *update, live bool) {
 	for i := 0; i < len(a.subs); {
 		s := a.subs[i]
 		d, ok := s.deliver(u, isNew, &a.pairs)
-		if ok {
-			select {
-			case s.queue <- d:
-			default:
-				s.stop(reasonSlow)
-				a.subs = slices.Delete(a.subs, i, i+1)
-				h.stats.slow.Add(1)
-				h.log.Warn("dropping slow live subscriber", "account", name, "queue", cap(s.queue))
-				continue
-			}
+		if ok && !s.push(d) {
+			s.stop(reasonSlow)
+			a.subs = slices.Delete(a.subs, i, i+1)
+			h.stats.slow.Add(1)
+			h.log.Warn("dropping slow live subscriber", "account", name, "queue", s.size)
+			continue
 		}
 		i++
 	}
@@ -453,7 +518,7 @@ func (a *account) selectLocked(s *subscriber, sel selection, sampleRate float64,
 // size frames, and returns it with what it is sent first. After the hub
 // closed, the subscriber comes back already stopped.
 func (h *hub) subscribe(account string, size int, sel selection) (*subscriber, subscription) {
-	s := &subscriber{queue: make(chan delivery, size), done: make(chan struct{})}
+	s := newSubscriber(size)
 	a := h.lockAccount(account)
 	s.acct = a
 	if h.closed.Load() {
@@ -478,14 +543,7 @@ func (h *hub) resubscribe(s *subscriber, sel selection) (subscription, bool) {
 		return subscription{}, false
 	}
 	// Nothing is queued while the lock is held.
-drain:
-	for {
-		select {
-		case <-s.queue:
-		default:
-			break drain
-		}
-	}
+	s.dropQueued()
 	return a.selectLocked(s, sel, h.opts.sampleRate, h.opts.now()), true
 }
 
@@ -534,7 +592,7 @@ func (h *hub) status(s *subscriber) subStatus {
 		sampled:  s.filter.empty() && threshold(h.opts.sampleRate, rate) < fullSample,
 		counters: a.counters,
 		hi:       s.seen.hi,
-		idle:     len(s.queue) == 0,
+		idle:     s.queued() == 0,
 	}
 }
 

@@ -91,23 +91,19 @@ func marked(ev *livetabv1.ViewItem, hitSession string) *livetabv1.ViewItem {
 // queued drains s's queue as "item 3" / "update 2" strings.
 func queued(s *subscriber) []string {
 	var out []string
-	for {
-		select {
-		case d := <-s.queue:
-			typ := "item"
-			if d.update {
-				typ = "update"
-			}
-			var f frame
-			if err := json.Unmarshal(d.frame(), &f); err != nil || f.Type != typ || f.Item == nil || f.Item.Cursor != d.u.cursor {
-				out = append(out, fmt.Sprintf("bad frame %s (%v)", d.frame(), err))
-				continue
-			}
-			out = append(out, fmt.Sprintf("%s %d", typ, d.u.cursor))
-		default:
-			return out
+	for _, d := range queuedDeliveries(s) {
+		typ := "item"
+		if d.update {
+			typ = "update"
 		}
+		var f frame
+		if err := json.Unmarshal(d.frame(), &f); err != nil || f.Type != typ || f.Item == nil || f.Item.Cursor != d.u.cursor {
+			out = append(out, fmt.Sprintf("bad frame %s (%v)", d.frame(), err))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %d", typ, d.u.cursor))
 	}
+	return out
 }
 
 func TestHubDropsOnlyTheFullSubscriber(t *testing.T) {
@@ -125,14 +121,14 @@ func TestHubDropsOnlyTheFullSubscriber(t *testing.T) {
 	if full.reason.code != websocket.StatusPolicyViolation || full.reason.text != "too slow: outgoing queue full" {
 		t.Errorf("reason %+v", full.reason)
 	}
-	if len(roomy.queue) != 2 {
-		t.Errorf("the other subscriber got %d updates, want 2", len(roomy.queue))
+	if roomy.queued() != 2 {
+		t.Errorf("the other subscriber got %d updates, want 2", roomy.queued())
 	}
-	if len(other.queue) != 0 {
-		t.Errorf("acme's subscriber got %d of demo's updates", len(other.queue))
+	if other.queued() != 0 {
+		t.Errorf("acme's subscriber got %d of demo's updates", other.queued())
 	}
 	h.publish("demo", mustUpdate(t, hitItem("demo", 3)), true)
-	if len(full.queue) != 1 {
+	if full.queued() != 1 {
 		t.Errorf("a dropped subscriber still gets updates")
 	}
 	if got := h.stats.slow.Load(); got != 1 {
@@ -308,8 +304,8 @@ func TestHubResubscribeDropsWhatWasQueued(t *testing.T) {
 	h.publish("demo", mustUpdate(t, hitItem("demo", 1)), true)
 	h.publish("demo", mustUpdate(t, eventItem("demo", 2, "app-1")), true)
 	v, ok := h.resubscribe(s, sel(t, filtersJSON{Kind: kindList{"event"}}))
-	if !ok || len(s.queue) != 0 {
-		t.Fatalf("resubscribe: ok %v, %d frames still queued", ok, len(s.queue))
+	if !ok || s.queued() != 0 {
+		t.Fatalf("resubscribe: ok %v, %d frames still queued", ok, s.queued())
 	}
 	if got := cursorsOfUpdates(v.items); !slices.Equal(got, []uint64{2}) || v.echo.Kind[0] != "event" {
 		t.Errorf("snapshot %v echo %+v, want [2] for kind event", got, v.echo)
@@ -429,7 +425,7 @@ func TestHubSampling(t *testing.T) {
 	if st := h.status(filtered); st.sampled {
 		t.Error("a filtered subscriber is reported sampled")
 	}
-	if n := len(filtered.queue); n != hits {
+	if n := filtered.queued(); n != hits {
 		t.Errorf("the filtered subscriber got %d hits of %d", n, hits)
 	}
 
@@ -442,16 +438,13 @@ func TestHubSampling(t *testing.T) {
 	}
 }
 
+// queuedDeliveries drains s's queue.
 func queuedDeliveries(s *subscriber) []delivery {
 	var out []delivery
-	for {
-		select {
-		case d := <-s.queue:
-			out = append(out, d)
-		default:
-			return out
-		}
+	for batch := s.take(nil, 1<<20, 1<<30); len(batch) > 0; batch = s.take(nil, 1<<20, 1<<30) {
+		out = append(out, batch...)
 	}
+	return out
 }
 
 func TestHubTrimsLeastRecentlyActive(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -37,6 +38,14 @@ const (
 	delaySamples = 64
 )
 
+// Bounds of a batch frame: what a connection's writer finds queued when
+// it is woken, up to these, goes out as one WebSocket message (one write
+// and one syscall) instead of one per item.
+const (
+	maxBatchFrames = 64
+	maxBatchBytes  = 64 << 10
+)
+
 var (
 	reasonTokenExpired = closeReason{websocket.StatusPolicyViolation, "token expired"}
 	reasonAbuse        = closeReason{websocket.StatusPolicyViolation, "too many bad messages"}
@@ -49,6 +58,11 @@ var (
 // its filters and refresh its token on the way. Authentication, bad
 // parameters and readiness are answered with plain HTTP errors before any
 // upgrade; the Origin is checked by the upgrade.
+//
+// The handler returns once the connection is upgraded: the connection
+// lives on in its own two goroutines (see liveConn), and what net/http
+// held for the request — its goroutine and stack, buffers, headers — is
+// freed.
 func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
 	claims, account, ok := s.authorizeClaims(w, r)
 	if !ok {
@@ -63,24 +77,21 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
 		writeNotReady(w)
 		return
 	}
-	defer s.streams.Done()
-
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.originPatterns})
+	hj := &liveHijacker{ResponseWriter: w}
+	c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
+		OriginPatterns: s.originPatterns,
+		// Items are small and mostly distinct; compressing them would
+		// cost more CPU than the bytes saved, and a compressor's memory
+		// per connection.
+		CompressionMode: websocket.CompressionDisabled,
+	})
 	if err != nil {
 		// Accept already answered the request (403 for a foreign Origin).
+		s.streams.Done()
 		s.log.Debug("live: websocket upgrade failed", "account", account, "error", err)
 		return
 	}
-	defer c.CloseNow()
-	err = s.stream(r.Context(), c, account, claims.Expires, sel)
-	switch {
-	case err == nil, errors.Is(err, context.Canceled),
-		websocket.CloseStatus(err) == websocket.StatusNormalClosure,
-		websocket.CloseStatus(err) == websocket.StatusGoingAway:
-		s.log.Debug("live: connection ended", "account", account, "error", err)
-	default:
-		s.log.Info("live: connection ended", "account", account, "error", err)
-	}
+	s.startLive(c, hj.out, account, claims.Expires, sel)
 }
 
 // control is what the reading goroutine hands the writing one: an error
@@ -92,124 +103,263 @@ type control struct {
 	expires time.Time // of the refreshed token; zero: never
 }
 
-// liveConn is one connection's writing side.
-type liveConn struct {
-	s      *Server
-	c      *websocket.Conn
-	sub    *subscriber
-	expiry *time.Timer // nil while the token does not expire
-	// writeTimer closes the connection when a write takes longer than
-	// the write timeout. One timer reused for every write, with writes
-	// under a context that never ends, keeps a write from allocating.
-	writeTimer *time.Timer
+// Signals to a connection's writer, besides what its subscriber queues.
+const (
+	sigStats      uint32 = 1 << iota // a stats frame is due
+	sigExpired                       // the token may have expired
+	sigReaderDone                    // the reading side ended
+)
 
+// errClientGone ends a connection's writer when its reading side ended:
+// the client left or the connection broke.
+var errClientGone = errors.New("connection closed by the client or broken")
+
+// liveConn is one live connection. Two goroutines run it: the reader
+// (client messages, and coder/websocket's pings, pongs and close
+// handshake) and the writer, which sleeps on its subscriber's kick and,
+// woken, writes what is due: client answers, queued items (several at once
+// as one batch frame), a stats frame. One timer, ticking every stats
+// interval at most, asks for stats, sends pings and checks that no write
+// has been stuck beyond the write timeout; another closes the connection
+// when the token expires. Whichever goroutine ends last cleans up.
+type liveConn struct {
+	s       *Server
+	c       *websocket.Conn
+	out     *corkWriter // nil when the connection was not hijacked by liveHijacker
+	sub     *subscriber
+	account string
+
+	// controls hands the writer one client message at a time: the reader
+	// waits while one is pending.
+	controls chan control
+	done     chan struct{} // closed when the writer ended
+	signals  atomic.Uint32
+	// alive counts the goroutines that use the connection (reader,
+	// writer, a tick or ping in progress); the last one cleans up.
+	alive atomic.Int32
+	// writing is when the write in progress began (Server.mono), 0 when
+	// none is; timedOut says that the tick closed the connection for it.
+	writing  atomic.Int64
+	timedOut atomic.Bool
+	pinging  atomic.Bool
+
+	// The tick's own state.
+	tick                         *time.Timer
+	tickEvery                    time.Duration
+	ticks, statsEvery, pingEvery int
+	expiry                       *time.Timer // nil while the token does not expire
+
+	// The writer's state.
+	expires time.Time // zero: never
+	err     error     // why the writer ended
+	batch   []delivery
 	strikes int
 	// showing averages the new items written; cursor is the newest
 	// cursor the client is known to be up to.
 	showing ewma
 	cursor  uint64
-	delays  [delaySamples]int64 // ms, a ring
+	delays  [delaySamples]int32 // ms, a ring
 	nDelays int
 }
 
-// stream runs one live connection until the client leaves, the hub drops
-// it, its token expires, or a write fails.
-func (s *Server) stream(ctx context.Context, c *websocket.Conn, account string, expires time.Time, sel selection) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
+// startLive runs a live connection, upgraded, until the client leaves,
+// the hub drops it, its token expires, or a write fails.
+func (s *Server) startLive(c *websocket.Conn, out *corkWriter, account string, expires time.Time, sel selection) {
 	sub, v := s.hub.subscribe(account, s.queueSize, sel)
-	defer s.hub.unsubscribe(sub)
-
-	// Keep reading so that pings, pongs and the close handshake work; the
-	// read loop ends when the connection closes.
+	lc := &liveConn{
+		s: s, c: c, out: out, sub: sub, account: account,
+		controls: make(chan control, 1),
+		done:     make(chan struct{}),
+		showing:  newEWMA(slowTau),
+		expires:  expires,
+	}
+	lc.tickEvery = min(s.statsInterval, s.writeTimeout/4)
+	lc.statsEvery = max(1, int((s.statsInterval+lc.tickEvery/2)/lc.tickEvery))
+	lc.pingEvery = max(1, int((s.pingInterval+lc.tickEvery/2)/lc.tickEvery))
+	lc.alive.Store(2)
 	c.SetReadLimit(clientHardLimit)
-	controls := make(chan control)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		defer cancel()
-		s.readClient(ctx, c, account, controls)
-	}()
-	defer func() {
-		// The reader may wait to hand over a message: cancel first.
-		cancel()
-		c.CloseNow()
-		<-readDone
-	}()
-
-	// Writes do not take ctx (see writeTimer): its end closes the
-	// connection instead, which ends a write in progress.
-	stopOnCancel := context.AfterFunc(ctx, func() { c.CloseNow() })
-	defer stopOnCancel()
-	lc := &liveConn{s: s, c: c, sub: sub, showing: newEWMA(slowTau)}
-	lc.writeTimer = time.AfterFunc(time.Hour, func() { c.CloseNow() })
-	lc.writeTimer.Stop()
-	defer lc.writeTimer.Stop()
+	// The timers are set once their fields are: their functions use them.
+	lc.tick = time.AfterFunc(time.Hour, lc.onTick)
+	lc.tick.Stop()
+	lc.tick.Reset(lc.tickEvery)
 	if !expires.IsZero() {
-		lc.expiry = time.NewTimer(time.Until(expires))
+		lc.expiry = time.AfterFunc(time.Until(expires), func() { lc.signal(sigExpired) })
 	}
-	// A refresh may replace the timer.
-	defer func() {
-		if lc.expiry != nil {
-			lc.expiry.Stop()
-		}
-	}()
-	if sub.stopped() {
-		return lc.closeWith(sub.reason)
-	}
-	if err := lc.subscribed(v); err != nil {
-		return err
-	}
+	go lc.read()
+	go lc.write(&v)
+}
 
-	ping := time.NewTicker(s.pingInterval)
-	defer ping.Stop()
-	stats := time.NewTicker(s.statsInterval)
-	defer stats.Stop()
+// enter registers one more goroutine using the connection; false once
+// it was cleaned up.
+func (lc *liveConn) enter() bool {
 	for {
-		select {
-		case <-sub.done:
-			return lc.closeWith(sub.reason)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-lc.expired():
-			return lc.closeWith(reasonTokenExpired)
-		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
-			err := c.Ping(pctx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("ping: %w", err)
-			}
-		case <-stats.C:
-			if err := lc.write(lc.stats()); err != nil {
-				return err
-			}
-		case ctl := <-controls:
-			if err := lc.control(ctl); err != nil {
-				return err
-			}
-		case d := <-sub.queue:
-			// A dropped subscriber gets nothing more than the close frame.
-			if sub.stopped() {
-				return lc.closeWith(sub.reason)
-			}
-			if err := lc.write(d.frame()); err != nil {
-				return err
-			}
-			if !d.update {
-				lc.delivered(d.u)
-			}
+		n := lc.alive.Load()
+		if n == 0 {
+			return false
+		}
+		if lc.alive.CompareAndSwap(n, n+1) {
+			return true
 		}
 	}
 }
 
-// expired is the token's expiry, or nil (never ready) when it has none.
-func (lc *liveConn) expired() <-chan time.Time {
-	if lc.expiry == nil {
-		return nil
+// exit ends a goroutine's use of the connection; the last one cleans up.
+func (lc *liveConn) exit() {
+	if lc.alive.Add(-1) != 0 {
+		return
 	}
-	return lc.expiry.C
+	lc.tick.Stop()
+	if lc.expiry != nil {
+		lc.expiry.Stop()
+	}
+	lc.s.hub.unsubscribe(lc.sub)
+	lc.c.CloseNow()
+	err := lc.err
+	switch {
+	case err == nil, errors.Is(err, errClientGone),
+		websocket.CloseStatus(err) == websocket.StatusNormalClosure,
+		websocket.CloseStatus(err) == websocket.StatusGoingAway:
+		lc.s.log.Debug("live: connection ended", "account", lc.account, "error", err)
+	default:
+		lc.s.log.Info("live: connection ended", "account", lc.account, "error", err)
+	}
+	lc.s.streams.Done()
+}
+
+// signal raises sig for the writer and wakes it.
+func (lc *liveConn) signal(sig uint32) {
+	lc.signals.Or(sig)
+	lc.sub.wake()
+}
+
+// read is the reading goroutine.
+func (lc *liveConn) read() {
+	defer lc.exit()
+	lc.s.readClient(lc.c, lc.account, func(ctl control) bool {
+		select {
+		case lc.controls <- ctl:
+			lc.sub.wake()
+			return true
+		case <-lc.done:
+			return false
+		}
+	})
+	lc.signal(sigReaderDone)
+	// A write in progress ends too.
+	lc.c.CloseNow()
+}
+
+// write is the writing goroutine: it sends v, then sleeps until it is
+// woken and writes what is due. (Its stack, like the reader's, stays at
+// the runtime's 4 KiB: a goroutine started per wake-up would save that
+// much per idle connection, but cost a start and a stack growth per wake-up
+// on busy ones.)
+func (lc *liveConn) write(v *subscription) {
+	defer lc.exit()
+	defer close(lc.done)
+	err := lc.start(v)
+	for err == nil {
+		<-lc.sub.kick
+		err = lc.flush()
+	}
+	lc.err = err
+	// The reader ends too.
+	lc.c.CloseNow()
+}
+
+// start sends what the subscription starts with.
+func (lc *liveConn) start(v *subscription) error {
+	if lc.sub.stopped() {
+		return lc.closeWith(lc.sub.reason)
+	}
+	return lc.subscribed(*v)
+}
+
+// flush writes what is due until nothing is.
+func (lc *liveConn) flush() error {
+	for {
+		// A dropped subscriber gets nothing more than the close frame.
+		if lc.sub.stopped() {
+			return lc.closeWith(lc.sub.reason)
+		}
+		sig := lc.signals.Swap(0)
+		if sig&sigReaderDone != 0 {
+			return errClientGone
+		}
+		if sig&sigExpired != 0 && !lc.expires.IsZero() {
+			left := time.Until(lc.expires)
+			if left <= 0 {
+				return lc.closeWith(reasonTokenExpired)
+			}
+			// Refreshed meanwhile, or the wall clock moved: wait for what
+			// is left.
+			lc.expiry.Reset(left)
+		}
+		busy := sig != 0
+		select {
+		case ctl := <-lc.controls:
+			busy = true
+			if err := lc.control(ctl); err != nil {
+				return err
+			}
+		default:
+		}
+		lc.batch = lc.sub.take(lc.batch, maxBatchFrames, maxBatchBytes)
+		if len(lc.batch) > 0 {
+			busy = true
+			err := lc.writeBatch(lc.batch)
+			clear(lc.batch)
+			if err != nil {
+				return err
+			}
+		}
+		// After the items: a stats frame's cursor says that everything
+		// before it was sent.
+		if sig&sigStats != 0 {
+			if err := lc.writeFrame(lc.stats()); err != nil {
+				return err
+			}
+		}
+		if !busy {
+			return nil
+		}
+	}
+}
+
+// onTick runs every tickEvery: it closes a connection whose write is stuck
+// beyond the write timeout, asks for stats, and sends pings.
+func (lc *liveConn) onTick() {
+	if !lc.enter() {
+		return
+	}
+	defer lc.exit()
+	if since := lc.writing.Load(); since != 0 && lc.s.mono()-since > int64(lc.s.writeTimeout) {
+		lc.timedOut.Store(true)
+		// The write fails, and the writer ends.
+		lc.c.CloseNow()
+		return
+	}
+	lc.ticks++
+	if lc.ticks%lc.statsEvery == 0 {
+		lc.signal(sigStats)
+	}
+	if lc.ticks%lc.pingEvery == 0 && !lc.pinging.Load() && lc.enter() {
+		lc.pinging.Store(true)
+		go lc.ping()
+	}
+	lc.tick.Reset(lc.tickEvery)
+}
+
+// ping checks that the client answers; one that does not within the
+// write timeout is disconnected.
+func (lc *liveConn) ping() {
+	defer lc.exit()
+	defer lc.pinging.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), lc.s.writeTimeout)
+	defer cancel()
+	if err := lc.c.Ping(ctx); err != nil {
+		lc.c.CloseNow()
+	}
 }
 
 func (lc *liveConn) closeWith(r closeReason) error {
@@ -217,12 +367,53 @@ func (lc *liveConn) closeWith(r closeReason) error {
 	return errors.Join(fmt.Errorf("closed: %s", r.text), err)
 }
 
-// write writes one frame within the write timeout.
-func (lc *liveConn) write(frame []byte) error {
-	lc.writeTimer.Reset(lc.s.writeTimeout)
-	err := lc.c.Write(context.Background(), websocket.MessageText, frame)
-	if !lc.writeTimer.Stop() && err != nil {
+// writeFrame writes one message; the tick closes the connection when it
+// takes longer than the write timeout.
+func (lc *liveConn) writeFrame(msg []byte) error {
+	lc.writing.Store(lc.s.mono())
+	var err error
+	if lc.out != nil {
+		lc.out.cork(msg)
+		err = lc.c.Write(context.Background(), websocket.MessageText, msg)
+		err = errors.Join(err, lc.out.uncork())
+	} else {
+		err = lc.c.Write(context.Background(), websocket.MessageText, msg)
+	}
+	lc.writing.Store(0)
+	if err != nil && lc.timedOut.Load() {
 		err = fmt.Errorf("write timed out after %v: %w", lc.s.writeTimeout, err)
+	}
+	return err
+}
+
+// Batch frames: {"type":"batch","frames":[f1,f2,…]}, the frames as they
+// would have been sent one by one.
+const (
+	batchPrefix = `{"type":"batch","frames":[`
+	batchSuffix = `]}`
+)
+
+// writeBatch writes the deliveries, one alone as its own frame, several
+// as a batch frame.
+func (lc *liveConn) writeBatch(batch []delivery) error {
+	var err error
+	if len(batch) == 1 {
+		err = lc.writeFrame(batch[0].frame())
+	} else {
+		bp := lc.s.batchBuffer()
+		b := append((*bp)[:0], batchPrefix...)
+		for i, d := range batch {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, d.frame()...)
+		}
+		b = append(b, batchSuffix...)
+		err = lc.writeFrame(b)
+		lc.s.putBatchBuffer(bp, b)
+	}
+	if err == nil {
+		lc.delivered(batch)
 	}
 	return err
 }
@@ -231,7 +422,7 @@ func (lc *liveConn) write(frame []byte) error {
 func (lc *liveConn) subscribed(v subscription) error {
 	lc.cursor = v.cursor
 	for _, f := range v.frames() {
-		if err := lc.write(f); err != nil {
+		if err := lc.writeFrame(f); err != nil {
 			return err
 		}
 	}
@@ -243,7 +434,7 @@ func (lc *liveConn) control(ctl control) error {
 	switch {
 	case ctl.err != nil:
 		lc.strikes++
-		if err := lc.write(mustJSON(errorFrame{Type: "error", Error: ctl.err.msg, Code: ctl.err.code})); err != nil {
+		if err := lc.writeFrame(mustJSON(errorFrame{Type: "error", Error: ctl.err.msg, Code: ctl.err.code})); err != nil {
 			return err
 		}
 		if lc.strikes >= maxStrikes {
@@ -256,33 +447,44 @@ func (lc *liveConn) control(ctl control) error {
 		}
 		return lc.subscribed(v)
 	case ctl.refresh:
-		ack := tokenFrame{Type: "token"}
+		lc.expires = ctl.expires
 		switch {
 		case ctl.expires.IsZero() && lc.expiry != nil:
 			lc.expiry.Stop()
 			lc.expiry = nil
 		case ctl.expires.IsZero():
 		case lc.expiry == nil:
-			lc.expiry = time.NewTimer(time.Until(ctl.expires))
+			lc.expiry = time.AfterFunc(time.Until(ctl.expires), func() { lc.signal(sigExpired) })
 		default:
 			lc.expiry.Reset(time.Until(ctl.expires))
 		}
+		ack := tokenFrame{Type: "token"}
 		if !ctl.expires.IsZero() {
 			ack.Expires = ctl.expires.UTC().Format(time.RFC3339)
 		}
-		return lc.write(mustJSON(ack))
+		return lc.writeFrame(mustJSON(ack))
 	}
 	return nil
 }
 
-// delivered accounts for a new item written to the client.
-func (lc *liveConn) delivered(u *update) {
+// delivered accounts for the deliveries written to the client.
+func (lc *liveConn) delivered(batch []delivery) {
 	now := time.Now()
-	lc.showing.add(now, 1)
-	lc.cursor = max(lc.cursor, u.cursor)
-	if u.receivedUs != 0 {
-		lc.delays[lc.nDelays%delaySamples] = max(0, now.Sub(time.UnixMicro(u.receivedUs)).Milliseconds())
-		lc.nDelays++
+	nowUs := now.UnixMicro()
+	n := 0
+	for _, d := range batch {
+		if d.update {
+			continue
+		}
+		n++
+		lc.cursor = max(lc.cursor, d.u.cursor)
+		if d.u.receivedUs != 0 {
+			lc.delays[lc.nDelays%delaySamples] = int32(min(max(0, nowUs-d.u.receivedUs)/1000, math.MaxInt32))
+			lc.nDelays++
+		}
+	}
+	if n > 0 {
+		lc.showing.add(now, float64(n))
 	}
 }
 
@@ -311,20 +513,22 @@ func (lc *liveConn) medianDelay() int64 {
 	if n == 0 {
 		return 0
 	}
-	var d [delaySamples]int64
+	var d [delaySamples]int32
 	copy(d[:], lc.delays[:n])
 	slices.Sort(d[:n])
-	return d[n/2]
+	return int64(d[n/2])
 }
 
 func round1(x float64) float64 { return math.Round(x*10) / 10 }
 
 // readClient reads the client's messages, checks their size, rate, shape
-// and content, and hands the writing side what to do, errors included.
-func (s *Server) readClient(ctx context.Context, c *websocket.Conn, account string, out chan<- control) {
+// and content, and hands the writing side what to do, errors included,
+// until reading fails or hand refuses. Reads take no context: closing the
+// connection ends them.
+func (s *Server) readClient(c *websocket.Conn, account string, hand func(control) bool) {
 	limiter := rate.NewLimiter(clientRate, clientBurst)
 	for {
-		typ, r, err := c.Reader(ctx)
+		typ, r, err := c.Reader(context.Background())
 		if err != nil {
 			return
 		}
@@ -349,9 +553,7 @@ func (s *Server) readClient(ctx context.Context, c *websocket.Conn, account stri
 		default:
 			ctl = s.parseClient(account, typ, b)
 		}
-		select {
-		case out <- ctl:
-		case <-ctx.Done():
+		if !hand(ctl) {
 			return
 		}
 	}

@@ -1,15 +1,19 @@
 package views
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,7 +73,7 @@ func cursorsOf(items []itemJSON) []uint64 {
 
 // readItemsUntil reads item frames until cursor last and checks that they
 // continue after exactly without a gap or a duplicate.
-func readItemsUntil(t *testing.T, c *websocket.Conn, after, last uint64) {
+func readItemsUntil(t *testing.T, c *liveClient, after, last uint64) {
 	t.Helper()
 	for next := after + 1; next <= last; next++ {
 		f := readFrame(t, c)
@@ -256,7 +260,7 @@ func TestLiveBearerHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.CloseNow()
-	if snap := readSnapshot(t, c); len(snap.Items) != 1 {
+	if snap := readSnapshot(t, &liveClient{Conn: c}); len(snap.Items) != 1 {
 		t.Fatalf("snapshot %+v, want item 1", snap)
 	}
 }
@@ -417,7 +421,7 @@ func TestLiveSlowSubscriberIsClosedAlone(t *testing.T) {
 func TestViewTopicConsumedOnce(t *testing.T) {
 	const subscribers, items = 5, 20
 	e := newEnv(t, envOptions{})
-	conns := make([]*websocket.Conn, subscribers)
+	conns := make([]*liveClient, subscribers)
 	for i := range conns {
 		conns[i] = e.dial("demo", validToken(t, "demo"))
 		readSnapshot(t, conns[i])
@@ -519,5 +523,296 @@ func TestRunStopClosesLiveConnections(t *testing.T) {
 	}
 	if err := e.srv.WaitReady(ctx); err != nil {
 		t.Errorf("WaitReady after a clean run: %v", err)
+	}
+}
+
+// TestLiveWriterBatchesWhatIsQueued: what a connection's writer finds
+// queued when it wakes goes out as batch frames of at most maxBatchFrames
+// frames and maxBatchBytes bytes (a larger frame alone), in order; a
+// lone frame goes out as itself.
+func TestLiveWriterBatchesWhatIsQueued(t *testing.T) {
+	bs := newBenchServer(t, 1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wc, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(bs.http.URL, "http")+"/v1/live?account=demo&token="+validToken(t, "demo"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.CloseNow()
+	wc.SetReadLimit(64 << 20)
+	c := &liveClient{Conn: wc}
+	readSnapshot(t, c)
+	a := bs.srv.hub.lockAccount("demo")
+	sub := a.subs[0]
+	a.mu.Unlock()
+
+	var cursor uint64
+	item := func(pad int) *update {
+		cursor++
+		it := hitItem("demo", cursor)
+		if pad > 0 {
+			it.GetHit().Request = &livetabv1.Request{Params: map[string]string{"pad": strings.Repeat("x", pad)}}
+		}
+		return mustUpdate(t, it)
+	}
+	// queue puts deliveries in the queue at once, as the hub would have
+	// while the writer was busy.
+	queue := func(ds ...delivery) {
+		sub.qmu.Lock()
+		sub.queue = append(sub.queue, ds...)
+		sub.qmu.Unlock()
+		sub.wake()
+	}
+	items := func(us ...*update) []delivery {
+		ds := make([]delivery, len(us))
+		for i, u := range us {
+			ds[i] = delivery{u: u}
+		}
+		return ds
+	}
+	// message reads the next message that is not a stats frame, and
+	// summarises it: "item 3", or "batch[item 4 update 1]".
+	message := func() string {
+		t.Helper()
+		for {
+			typ, b, err := c.Read(ctx)
+			if err != nil || typ != websocket.MessageText {
+				t.Fatalf("read: %v %v", typ, err)
+			}
+			var f frame
+			if err := json.Unmarshal(b, &f); err != nil {
+				t.Fatal(err)
+			}
+			switch f.Type {
+			case "stats":
+				continue
+			case "batch":
+				var parts []string
+				for _, raw := range f.Frames {
+					var g frame
+					if err := json.Unmarshal(raw, &g); err != nil {
+						t.Fatal(err)
+					}
+					parts = append(parts, summary(g))
+				}
+				return "batch[" + strings.Join(parts, " ") + "]"
+			}
+			return summary(f)
+		}
+	}
+	batchOf := func(from, to uint64) string {
+		var parts []string
+		for c := from; c <= to; c++ {
+			parts = append(parts, fmt.Sprintf("item %d", c))
+		}
+		return "batch[" + strings.Join(parts, " ") + "]"
+	}
+
+	queue(items(item(0))...)
+	if got := message(); got != "item 1" {
+		t.Errorf("a lone item: %s, want item 1", got)
+	}
+
+	first := item(0)
+	upd := *first
+	upd.updateFrame = wrapItem(updatePrefix, first.json())
+	queue(append(items(first, item(0), item(0)), delivery{u: &upd, update: true})...)
+	if got, want := message(), "batch[item 2 item 3 item 4 update 2]"; got != want {
+		t.Errorf("four frames queued: %s, want %s", got, want)
+	}
+
+	var many []*update
+	for range maxBatchFrames + 10 {
+		many = append(many, item(0))
+	}
+	queue(items(many...)...)
+	if got, want := message(), batchOf(5, 4+maxBatchFrames); got != want {
+		t.Errorf("%d frames queued: first message %.80s…, want the first %d as a batch", len(many), got, maxBatchFrames)
+	}
+	if got, want := message(), batchOf(5+maxBatchFrames, 14+maxBatchFrames); got != want {
+		t.Errorf("then %s, want %s", got, want)
+	}
+
+	// A frame beyond maxBatchBytes goes alone; so do frames that would
+	// take a batch beyond it.
+	n := 15 + maxBatchFrames
+	queue(items(item(0), item(0), item(maxBatchBytes), item(maxBatchBytes/2), item(maxBatchBytes/2+100), item(0))...)
+	for _, want := range []string{batchOf(uint64(n), uint64(n+1)), fmt.Sprintf("item %d", n+2),
+		fmt.Sprintf("item %d", n+3), batchOf(uint64(n+4), uint64(n+5))} {
+		if got := message(); got != want {
+			t.Errorf("got %.80s, want %s", got, want)
+		}
+	}
+}
+
+// benchDial connects to a benchServer's /v1/live for account demo.
+func benchDial(t *testing.T, bs *benchServer, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(bs.http.URL, "http")+"/v1/live?account=demo&token="+validToken(t, "demo"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	c.SetReadLimit(64 << 20)
+	return c
+}
+
+// subscribers is how many subscribers the account has.
+func (h *hub) subscribers(account string) int {
+	a := h.lockAccount(account)
+	defer a.mu.Unlock()
+	return len(a.subs)
+}
+
+// TestLiveWriteTimeout: a client that stops reading is disconnected once
+// a write has waited for it beyond the write timeout, even when its queue
+// never fills.
+func TestLiveWriteTimeout(t *testing.T) {
+	bs := newBenchServer(t, 1<<20)
+	bs.srv.writeTimeout = 300 * time.Millisecond
+	c := benchDial(t, bs, nil)
+	waitFor(t, 10*time.Second, "the subscription", func() bool { return bs.srv.hub.subscribers("demo") == 1 })
+	a := bs.srv.hub.lockAccount("demo")
+	sub := a.subs[0]
+	a.mu.Unlock()
+	big := strings.Repeat("x", 1<<20)
+	var cursor uint64
+	for bs.srv.hub.subscribers("demo") == 1 {
+		if cursor > 1000 {
+			t.Fatalf("the client that does not read is still connected after %d items of 1 MiB", cursor)
+		}
+		if sub.queued() > 0 {
+			// The writer is busy with what was queued: wait until it took
+			// it, or until it was stuck too long and the connection cut.
+			waitFor(t, 10*time.Second, "the writer to take what is queued, or the connection to be cut", func() bool {
+				return sub.queued() == 0 || bs.srv.hub.subscribers("demo") == 0
+			})
+			continue
+		}
+		for range 4 {
+			cursor++
+			it := hitItem("demo", cursor)
+			it.GetHit().Request = &livetabv1.Request{Params: map[string]string{"pad": big}}
+			bs.srv.hub.publish("demo", mustUpdate(t, it), true)
+		}
+	}
+	if n := bs.srv.hub.stats.slow.Load(); n != 0 {
+		t.Errorf("%d subscribers dropped as slow: the queue filled before the write timed out", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("the connection was not closed")
+			}
+			break
+		}
+	}
+}
+
+// TestLivePing: a client that answers pings stays connected; one that
+// does not is disconnected after the write timeout.
+func TestLivePing(t *testing.T) {
+	bs := newBenchServer(t, 256)
+	bs.srv.pingInterval = 100 * time.Millisecond
+	bs.srv.writeTimeout = 400 * time.Millisecond
+	bs.srv.statsInterval = 50 * time.Millisecond
+	var pings atomic.Int64
+	answering := benchDial(t, bs, &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+		pings.Add(1)
+		return true
+	}})
+	benchDial(t, bs, nil) // never reads, so never answers a ping
+	waitFor(t, 10*time.Second, "both subscriptions", func() bool { return bs.srv.hub.subscribers("demo") == 2 })
+
+	// The answering client reads (and so answers pings) until told to stop.
+	ctx, cancel := context.WithCancel(context.Background())
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := answering.Read(ctx); err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	waitFor(t, 10*time.Second, "the silent client to be disconnected", func() bool { return bs.srv.hub.subscribers("demo") == 1 })
+	seen := pings.Load()
+	waitFor(t, 10*time.Second, "five more pings", func() bool { return pings.Load() >= seen+5 })
+	if n := bs.srv.hub.subscribers("demo"); n != 1 {
+		t.Errorf("%d subscribers after five more pings, want the answering one", n)
+	}
+	cancel()
+	if err := <-readErr; !errors.Is(err, context.Canceled) {
+		t.Errorf("the answering client's reads ended with %v", err)
+	}
+}
+
+// TestLiveClientFrameWithTheRequest: a client message sent right behind
+// the upgrade request, before the answer (so in net/http's read buffer at
+// the hijack), is read like any other.
+func TestLiveClientFrameWithTheRequest(t *testing.T) {
+	bs := newBenchServer(t, 256)
+	bs.srv.hub.publish("demo", mustUpdate(t, hitItem("demo", 1)), true)
+	bs.srv.hub.publish("demo", mustUpdate(t, eventItem("demo", 2, "app-1")), true)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(bs.http.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	req := "GET /v1/live?account=demo&token=" + validToken(t, "demo") + " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" +
+		"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	// A masked text frame (the mask is zero: the payload reads as is).
+	msg := `{"type":"subscribe","filters":{"kind":["event"]}}`
+	masked := append([]byte{0x81, 0x80 | byte(len(msg)), 0, 0, 0, 0}, msg...)
+	if _, err := conn.Write(append([]byte(req), masked...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// Server frames are not masked: opcode, length, payload.
+	read := func() frame {
+		t.Helper()
+		for {
+			var h [2]byte
+			if _, err := io.ReadFull(br, h[:]); err != nil {
+				t.Fatal(err)
+			}
+			n := int(h[1] & 0x7f)
+			switch n {
+			case 126:
+				var l [2]byte
+				io.ReadFull(br, l[:])
+				n = int(l[0])<<8 | int(l[1])
+			case 127:
+				t.Fatal("unexpectedly long frame")
+			}
+			b := make([]byte, n)
+			if _, err := io.ReadFull(br, b); err != nil {
+				t.Fatal(err)
+			}
+			var f frame
+			if err := json.Unmarshal(b, &f); err != nil {
+				t.Fatalf("frame %q: %v", b, err)
+			}
+			if f.Type != "stats" {
+				return f
+			}
+		}
+	}
+	if f := read(); f.Type != "snapshot" || len(f.Items) != 2 {
+		t.Fatalf("first frame %s with %d items, want the snapshot of 2", f.Type, len(f.Items))
+	}
+	if f := read(); f.Type != "snapshot" || !slices.Equal(cursorsOf(f.Items), []uint64{2}) {
+		t.Fatalf("then %s %v, want the snapshot of the subscription: [2]", f.Type, cursorsOf(f.Items))
 	}
 }

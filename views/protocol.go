@@ -16,10 +16,13 @@ import (
 // older cursor only when it newly matches, such as an install whose
 // conversion paired it with the filtered session), update frames (a new
 // version of an item the client was sent), and a stats frame every
-// second. The client may send subscribe messages (new filters, with or
-// without a cursor) and token messages (a refreshed token, acknowledged
-// with a token frame); a bad one gets an error frame. Without filters a
-// busy account's stream is sampled by session (see sample.go).
+// second. Item and update frames that are ready at once go out as one
+// batch frame, {"type":"batch","frames":[…]}, in order (see
+// liveConn.writeBatch); a lone one goes out as itself. The client may
+// send subscribe messages (new filters, with or without a cursor) and
+// token messages (a refreshed token, acknowledged with a token frame); a
+// bad one gets an error frame. Without filters a busy account's stream
+// is sampled by session (see sample.go).
 //
 // Close codes: 1008 "too slow: outgoing queue full", 1008 "token expired",
 // 1008 "too many bad messages" (after maxStrikes error frames), 1009 for

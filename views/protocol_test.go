@@ -42,7 +42,7 @@ func summary(f frame) string {
 
 // collectUntil reads frames until a stats frame says the client was sent
 // everything up to cursor, and returns the other frames as summaries.
-func collectUntil(t *testing.T, c *websocket.Conn, cursor uint64) []string {
+func collectUntil(t *testing.T, c *liveClient, cursor uint64) []string {
 	t.Helper()
 	var out []string
 	deadline := time.Now().Add(20 * time.Second)
@@ -97,7 +97,7 @@ func TestLiveFilters(t *testing.T) {
 		{"", []uint64{1, 2, 3, 4, 5, 6}, []string{"item 7", "item 8", "item 9"}},
 	}
 	tok := validToken(t, "demo")
-	conns := make([]*websocket.Conn, len(tests))
+	conns := make([]*liveClient, len(tests))
 	for i, tt := range tests {
 		q, err := url.ParseQuery(tt.query)
 		if err != nil {

@@ -105,7 +105,7 @@ func TestHubShowsSmallBursts(t *testing.T) {
 	for c := uint64(1); c <= n; c++ {
 		h.publish("demo", mustUpdate(t, mkHit("demo", c, fmt.Sprintf("s-%d", c), "l", "c", livetabv1.Platform_PLATFORM_WEB)), true)
 	}
-	if got := len(s.queue); got != n {
+	if got := s.queued(); got != n {
 		t.Errorf("%d of a burst of %d items shown", got, n)
 	}
 }

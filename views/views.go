@@ -9,9 +9,9 @@
 // account's newest items in an in-memory history (the snapshots and
 // resumed cursors come from it) and queues the record for the account's
 // subscribers that are to be shown it. The view of the sessions group
-// table answers timeline and deep-link look-ups, and wakes the deep-link
-// requests waiting for a session as soon as it stored the session's new
-// value.
+// table (in memory, or on disk with Options.StorageDir) answers timeline
+// and deep-link look-ups, and wakes the deep-link requests waiting for a
+// session as soon as it stored the session's new value.
 package views
 
 import (
@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,14 @@ type Options struct {
 	// "app.example.com" or "*.example.com", or "https://*.example.com"). Default: same host only.
 	// Clients that send no Origin (non-browsers) are not checked.
 	OriginPatterns []string
+	// StorageDir, when set, keeps the sessions table that the timeline and deep-link APIs read in
+	// goka's leveldb storage, in StorageDir/views (one database per partition), with the offset
+	// read up to: a restart reads only what arrived since the last stop instead of the whole
+	// table topic, and the table is not held in memory. Default empty: in memory, read again from
+	// Kafka on every start. The directory must stay with the Kafka data it was read from: when
+	// the topics are recreated, delete it. The view topic is read whole on every start either
+	// way, since the live history is rebuilt from it (compaction keeps it small).
+	StorageDir string
 }
 
 // Defaults of the per-connection bounds. Tests change the timers through
@@ -108,9 +117,11 @@ type Server struct {
 	sessions *goka.View
 	hub      *hub
 	waiters  *waiters
-	// records counts view-topic records seen, recovery included.
-	records atomic.Int64
-	clients clientSet
+	// records and sessionRecords count the records the views read, of
+	// the view topic and of the sessions table, recovery included.
+	records        atomic.Int64
+	sessionRecords atomic.Int64
+	clients        clientSet
 	// itemsConsumer is the view of topics.View's consumer, whose high
 	// watermarks lag measures against.
 	itemsConsumer sarama.Consumer
@@ -125,6 +136,35 @@ type Server struct {
 	mu      sync.RWMutex
 	closed  bool
 	streams sync.WaitGroup // live connections, waited for by Run
+
+	// epoch is what mono counts from; batchBufs holds the buffers batch
+	// frames are put together in, only for as long as one is written.
+	epoch     time.Time
+	batchBufs sync.Pool
+}
+
+// mono is a monotonic clock reading in nanoseconds, for deadlines kept
+// in atomics.
+func (s *Server) mono() int64 { return int64(time.Since(s.epoch)) }
+
+// batchBuffer returns a buffer for a batch frame, to be handed back with
+// putBatchBuffer.
+func (s *Server) batchBuffer() *[]byte {
+	if bp, ok := s.batchBufs.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, 0, maxBatchBytes+1024)
+	return &b
+}
+
+// putBatchBuffer keeps b (grown from *bp) for the next batch, unless it
+// grew beyond what batches normally need.
+func (s *Server) putBatchBuffer(bp *[]byte, b []byte) {
+	if cap(b) > 4*maxBatchBytes {
+		return
+	}
+	*bp = b[:0]
+	s.batchBufs.Put(bp)
 }
 
 // New connects the server's two goka views. The topics must exist already
@@ -187,6 +227,7 @@ func New(opts Options) (*Server, error) {
 		waiters: newWaiters(opts.MaxWaiters),
 		ready:   make(chan struct{}),
 		stopped: make(chan struct{}),
+		epoch:   time.Now(),
 	}
 	var err error
 	// The view of topics.View stores nothing but offsets: the hub keeps
@@ -198,8 +239,14 @@ func New(opts Options) (*Server, error) {
 		s.clients.close(log)
 		return nil, fmt.Errorf("views: view of %s: %w", topics.View, err)
 	}
+	// Either storage is opened when Run starts the view, and closed when
+	// it stops.
+	sessionsStorage := mapBuilder()
+	if opts.StorageDir != "" {
+		sessionsStorage = storage.DefaultBuilder(filepath.Join(opts.StorageDir, "views"))
+	}
 	s.sessions, err = goka.NewView(opts.Kafka.Brokers, goka.GroupTable(topics.SessionsGroup), codecs.TimelineCodec{},
-		append(s.viewOptions(opts.Kafka, "views-sessions", mapBuilder(), nil), goka.WithViewCallback(s.onSessionRecord))...)
+		append(s.viewOptions(opts.Kafka, "views-sessions", sessionsStorage, nil), goka.WithViewCallback(s.onSessionRecord))...)
 	if err != nil {
 		s.clients.close(log)
 		return nil, fmt.Errorf("views: view of %s: %w", goka.GroupTable(topics.SessionsGroup), err)
@@ -430,6 +477,7 @@ func (s *Server) onViewRecord(ctx goka.UpdateContext, _ storage.Storage, key str
 // record as goka would, then wakes the deep-link requests waiting for the
 // session, which read its new value themselves.
 func (s *Server) onSessionRecord(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	s.sessionRecords.Add(1)
 	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
 		return err
 	}

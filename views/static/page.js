@@ -232,6 +232,12 @@
   function onFrame(f) {
     if (!f || typeof f !== "object") return;
     switch (f.type) {
+      case "batch": // several item and update frames that were ready at once, in order
+        for (const g of Array.isArray(f.frames) ? f.frames : []) {
+          if (!g || g.type === "batch") continue;
+          try { onFrame(g); } catch (err) { console.error("livetab: frame", g.type, err); }
+        }
+        return;
       case "snapshot": {
         const before = lastCursor();
         replaceAll(f.items);
