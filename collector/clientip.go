@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"errors"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -136,6 +137,10 @@ func unquote(s string) string {
 	return s
 }
 
+// errHasPort stands for netip.ParseAddr's error on an address with a
+// port.
+var errHasPort = errors.New("address with a port")
+
 // parseHop parses one address as proxies write them: "192.0.2.1",
 // "192.0.2.1:4711", "2001:db8::1", "[2001:db8::1]:4711". IPv4-mapped IPv6
 // addresses become IPv4 and zones are dropped, so that prefixes match
@@ -145,7 +150,14 @@ func parseHop(s string) netip.Addr {
 	if s == "" {
 		return netip.Addr{}
 	}
-	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	var a netip.Addr
+	err := errHasPort
+	// With one colon and no brackets, s is no address but may be an
+	// address and port (RemoteAddr always is): skip the attempt, whose
+	// error costs an allocation on every request.
+	if strings.Count(s, ":") != 1 || strings.ContainsAny(s, "[]") {
+		a, err = netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	}
 	if err != nil {
 		ap, err := netip.ParseAddrPort(s)
 		if err != nil {

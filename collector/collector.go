@@ -102,6 +102,8 @@ type Collector struct {
 	secret  []byte
 	proxies proxies
 	ua      userAgentParser
+	// redirects remembers where each destination takes the click id.
+	redirects *redirectCache
 
 	producer producer
 	links    *linkStore
@@ -165,16 +167,17 @@ func New(opts Options) (*Collector, error) {
 		return nil, errors.Join(fmt.Errorf("collector: register metrics: %w", err), p.Close(), links.closeClients())
 	}
 	return &Collector{
-		log:      log,
-		now:      now,
-		secret:   opts.Secret,
-		proxies:  proxies(opts.TrustedProxies),
-		ua:       mssolaUA{},
-		producer: p,
-		links:    links,
-		metrics:  m,
-		probe:    newKafkaProbe(opts.Kafka),
-		runDone:  make(chan struct{}),
+		log:       log,
+		now:       now,
+		secret:    opts.Secret,
+		proxies:   proxies(opts.TrustedProxies),
+		ua:        newUACache(mssolaUA{}, defaultUACacheSize),
+		redirects: newRedirectCache(),
+		producer:  p,
+		links:     links,
+		metrics:   m,
+		probe:     newKafkaProbe(opts.Kafka),
+		runDone:   make(chan struct{}),
 
 		visibleTimeout: linkVisibleTimeout,
 	}, nil

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs/livetabv1"
 	"github.com/livetab/livetab/topics"
@@ -135,22 +135,12 @@ func (c *Collector) events(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	raws, err := splitBody(mt, body)
+	received := c.now()
+	results, evs, err := parseEvents(mt, body, received)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	switch {
-	case len(raws) == 0:
-		writeError(w, http.StatusBadRequest, "no events")
-		return
-	case len(raws) > MaxEventsPerRequest:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("too many events: %d, at most %d per request", len(raws), MaxEventsPerRequest))
-		return
-	}
-
-	received := c.now()
-	results, evs := checkEvents(raws, received)
 	if err := c.checkAccounts(results, evs); err != nil {
 		if errors.Is(err, errNotReady) {
 			writeUnavailable(w, "accounts are not loaded yet, retry in a moment")
@@ -161,33 +151,17 @@ func (c *Collector) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The events of a request share its headers: the Request is read and
+	// encoded once, and every event's encoding ends with it.
 	req, _ := c.requestInfo(r)
-	msgs := make([]*sarama.ProducerMessage, 0, len(evs))
-	for i, ev := range evs {
-		if ev == nil {
-			continue
-		}
-		ev.Request = req
-		value, err := proto.Marshal(ev)
-		if err != nil {
-			// Every string was checked for UTF-8; failing here is a bug.
-			c.log.Error("encode event", "id", ev.Id, "err", err)
-			results[i] = eventResult{ID: ev.Id, Status: StatusRejected, Code: RejectMalformed, Reason: "cannot encode event"}
-			continue
-		}
-		msgs = append(msgs, &sarama.ProducerMessage{
-			Topic: string(topics.Events),
-			Key:   sarama.StringEncoder(ev.Session),
-			Value: sarama.ByteEncoder(value),
-		})
-	}
+	msgs := c.eventMessages(results, evs, req, len(body))
 	if len(msgs) == 0 {
 		c.countRejected(results)
 		status, reason := http.StatusBadRequest, "no valid event"
 		if allUnknownAccount(results) {
 			status, reason = http.StatusNotFound, "unknown account: no link is registered for it"
 		}
-		writeJSON(w, status, eventsAnswer{Error: reason, Results: results})
+		writeEventsAnswer(w, status, eventsAnswer{Error: reason, Results: results})
 		return
 	}
 	if err := c.producer.SendMessagesContext(r.Context(), msgs); err != nil {
@@ -199,7 +173,124 @@ func (c *Collector) events(w http.ResponseWriter, r *http.Request) {
 	}
 	c.countRejected(results)
 	c.metrics.eventsAccepted(len(msgs))
-	writeJSON(w, http.StatusOK, eventsAnswer{Results: results})
+	writeEventsAnswer(w, http.StatusOK, eventsAnswer{Results: results})
+}
+
+// eventOverhead bounds what an event's encoding takes beyond what it took
+// in the body: received_us and time_us (a tag and up to ten bytes each),
+// and the request field's tag and length.
+const eventOverhead = 2*11 + 1 + binary.MaxVarintLen32
+
+// eventMessages encodes the valid events, each with the request's
+// Request, into one buffer (bodyLen, the request body's length, sizes it)
+// and returns their messages for topics.Events, all allocated together.
+// An event that does not encode is rejected in results.
+func (c *Collector) eventMessages(results []eventResult, evs []*livetabv1.Event, req *livetabv1.Request, bodyLen int) []*sarama.ProducerMessage {
+	reqWire, reqErr := appendRequest(make([]byte, 0, requestSize(req)), req)
+	n, sessions := 0, 0
+	for _, ev := range evs {
+		if ev != nil {
+			n++
+			sessions += len(ev.Session)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	// Each message's value is its event's encoding and its key the
+	// session's bytes, both in buf: sarama encodes a key more than once,
+	// which costs a copy each time for a StringEncoder. An event takes
+	// fewer bytes than in the body, JSON or protobuf, but for the request
+	// and its times: buf is sized once, and should it be short, appending
+	// moves on to a new array, which leaves the messages already cut
+	// where they were.
+	buf := make([]byte, 0, bodyLen+n*(len(reqWire)+eventOverhead)+sessions)
+	slab := make([]sarama.ProducerMessage, n)
+	encs := make([]sarama.ByteEncoder, 2*n)
+	msgs := make([]*sarama.ProducerMessage, 0, n)
+	for i, ev := range evs {
+		if ev == nil {
+			continue
+		}
+		start := len(buf)
+		var err error
+		if buf, err = appendEvent(buf, ev, reqWire); err != nil || reqErr != nil {
+			// Every string was checked for UTF-8; failing here is a bug.
+			c.log.Error("encode event", "id", ev.Id, "err", errors.Join(err, reqErr))
+			results[i] = eventResult{ID: ev.Id, Status: StatusRejected, Code: RejectMalformed, Reason: "cannot encode event"}
+			buf = buf[:start]
+			continue
+		}
+		mid := len(buf)
+		buf = append(buf, ev.Session...)
+		// Capacities end with each part, so that nothing appended later
+		// can reach into one.
+		j := len(msgs)
+		key, value := &encs[2*j], &encs[2*j+1]
+		*key, *value = buf[mid:len(buf):len(buf)], buf[start:mid:mid]
+		slab[j] = sarama.ProducerMessage{Topic: string(topics.Events), Key: key, Value: value}
+		msgs = append(msgs, &slab[j])
+	}
+	return msgs
+}
+
+// parseEvents splits a body of media type mt into its events and checks
+// each. evs[i] is the valid event of results[i], or nil when results[i]
+// rejects it. A problem of the request as a whole (the body's shape, no
+// events, too many) is an error, whose text is the answer's reason.
+//
+// A JSON body as SDKs send it is decoded in one pass (decodeJSONBatch);
+// anything else takes the thorough path, which splits the body first and
+// words each problem.
+func parseEvents(mt string, body []byte, received time.Time) (results []eventResult, evs []*livetabv1.Event, err error) {
+	if mt == mediaJSON {
+		if ins, ok := decodeJSONBatch(body); ok {
+			results, evs = checkJSONEvents(ins, received)
+			return results, evs, nil
+		}
+	}
+	return splitAndCheckEvents(mt, body, received)
+}
+
+// splitAndCheckEvents is parseEvents' thorough path: the body is split
+// into its events first (splitBody), then each is decoded and checked on
+// its own (checkEvents).
+func splitAndCheckEvents(mt string, body []byte, received time.Time) (results []eventResult, evs []*livetabv1.Event, err error) {
+	raws, err := splitBody(mt, body)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case len(raws) == 0:
+		return nil, nil, errors.New("no events")
+	case len(raws) > MaxEventsPerRequest:
+		return nil, nil, fmt.Errorf("too many events: %d, at most %d per request", len(raws), MaxEventsPerRequest)
+	}
+	results, evs = checkEvents(raws, received)
+	return results, evs, nil
+}
+
+// checkJSONEvents turns decoded JSON events into Events and checks each,
+// as checkEvents does for raw ones.
+func checkJSONEvents(ins []eventJSON, received time.Time) (results []eventResult, evs []*livetabv1.Event) {
+	results = make([]eventResult, len(ins))
+	evs = make([]*livetabv1.Event, len(ins))
+	slab := make([]livetabv1.Event, len(ins))
+	for i := range ins {
+		ev := &slab[i]
+		err := ins[i].fill(ev)
+		warning := ""
+		if err == nil {
+			warning, err = checkEvent(ev, received)
+		}
+		if err != nil {
+			// What probeJSONID reads from the event's JSON.
+			results[i] = eventResult{ID: clean(ins[i].ID, MaxEventIDLen), Status: StatusRejected, Code: err.code, Reason: err.reason}
+			continue
+		}
+		results[i] = eventResult{ID: ev.Id, Status: StatusAccepted, Warning: warning}
+		evs[i] = ev
+	}
+	return results, evs
 }
 
 // splitBody splits a body of media type mt into its events.
@@ -333,31 +424,32 @@ func decodeJSONEvent(raw []byte) (*livetabv1.Event, *eventError) {
 	if err := decodeStrict(raw, &in); err != nil {
 		return nil, rejectf(RejectMalformed, "%s", err.Error())
 	}
-	ev := &livetabv1.Event{
-		Id:         in.ID,
-		Account:    in.Account,
-		Session:    in.Session,
-		Name:       in.Name,
-		AppVersion: in.AppVersion,
-		DeviceIds:  in.DeviceIDs,
-		ClickId:    in.ClickID,
-		Params:     in.Params,
+	ev := &livetabv1.Event{}
+	if err := in.fill(ev); err != nil {
+		return nil, err
 	}
+	return ev, nil
+}
+
+// fill sets the fields of ev, a new Event, from in.
+func (in *eventJSON) fill(ev *livetabv1.Event) *eventError {
+	ev.Id, ev.Account, ev.Session, ev.Name = in.ID, in.Account, in.Session, in.Name
+	ev.AppVersion, ev.DeviceIds, ev.ClickId, ev.Params = in.AppVersion, in.DeviceIDs, in.ClickID, in.Params
 	if in.Time != "" {
 		t, err := time.Parse(time.RFC3339Nano, in.Time)
 		if err != nil {
-			return nil, rejectf(RejectInvalidValue, "time: %s is not RFC 3339, like 2026-11-22T10:00:00Z", quoteCut(in.Time))
+			return rejectf(RejectInvalidValue, "time: %s is not RFC 3339, like 2026-11-22T10:00:00Z", quoteCut(in.Time))
 		}
 		ev.TimeUs = t.UnixMicro()
 	}
 	if in.Platform != "" {
 		p, ok := platforms[strings.ToLower(in.Platform)]
 		if !ok {
-			return nil, rejectf(RejectInvalidValue, "platform: %s is not ios, android, web or other", quoteCut(in.Platform))
+			return rejectf(RejectInvalidValue, "platform: %s is not ios, android, web or other", quoteCut(in.Platform))
 		}
 		ev.Platform = p
 	}
-	return ev, nil
+	return nil
 }
 
 // checkEvent checks a decoded event against the limits and fills in its
@@ -382,7 +474,7 @@ func checkEvent(ev *livetabv1.Event, received time.Time) (warning string, err *e
 			return "", rejectf(RejectTooLong, "%s: %d bytes, at most %d", f.name, len(f.val), f.max)
 		}
 	}
-	if !namePattern.MatchString(ev.Account) {
+	if !validName(ev.Account) {
 		return "", rejectf(RejectInvalidValue, "account: %s does not match %s", quoteCut(ev.Account), namePattern)
 	}
 	if _, ok := livetabv1.Platform_name[int32(ev.Platform)]; !ok {
@@ -402,24 +494,42 @@ func checkEvent(ev *livetabv1.Event, received time.Time) (warning string, err *e
 	if len(ev.Params) > MaxEventParams {
 		return "", rejectf(RejectTooManyParams, "params: %d entries, at most %d", len(ev.Params), MaxEventParams)
 	}
-	keys := make([]string, 0, len(ev.Params))
-	for k := range ev.Params {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys) // the first problem found is the same on every try
-	for _, k := range keys {
-		switch v := ev.Params[k]; {
-		case k == "":
-			return "", rejectf(RejectInvalidValue, "params: empty name")
-		case len(k) > MaxParamKeyLen:
-			return "", rejectf(RejectTooLong, "params: name %s has %d bytes, at most %d", quoteCut(k), len(k), MaxParamKeyLen)
-		case len(v) > MaxParamValueLen:
-			return "", rejectf(RejectTooLong, "params[%q]: %d bytes, at most %d", k, len(v), MaxParamValueLen)
-		}
+	if err := checkParams(ev.Params); err != nil {
+		return "", err
 	}
 	ev.ReceivedUs = received.UnixMicro()
 	ev.TimeUs, warning = eventTime(ev.TimeUs, ev.ReceivedUs)
 	return warning, nil
+}
+
+// checkParams checks an event's params against the limits.
+func checkParams(params map[string]string) *eventError {
+	bad := false
+	for k, v := range params {
+		if k == "" || len(k) > MaxParamKeyLen || len(v) > MaxParamValueLen {
+			bad = true
+			break
+		}
+	}
+	if !bad {
+		return nil
+	}
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // the first problem found is the same on every try
+	for _, k := range keys {
+		switch v := params[k]; {
+		case k == "":
+			return rejectf(RejectInvalidValue, "params: empty name")
+		case len(k) > MaxParamKeyLen:
+			return rejectf(RejectTooLong, "params: name %s has %d bytes, at most %d", quoteCut(k), len(k), MaxParamKeyLen)
+		case len(v) > MaxParamValueLen:
+			return rejectf(RejectTooLong, "params[%q]: %d bytes, at most %d", k, len(v), MaxParamValueLen)
+		}
+	}
+	return nil
 }
 
 // eventTime is the time an event is recorded with, given the device's

@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/IBM/sarama"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs/livetabv1"
 	"github.com/livetab/livetab/topics"
@@ -74,7 +73,7 @@ func (c *Collector) hit(w http.ResponseWriter, r *http.Request) {
 // false unless both are valid names, which no link can have otherwise.
 func shortLinkNames(r *http.Request) (account, slug string, ok bool) {
 	account, slug = r.PathValue("account"), r.PathValue("slug")
-	return account, slug, namePattern.MatchString(account) && namePattern.MatchString(slug)
+	return account, slug, validName(account) && validName(slug)
 }
 
 // recordHit produces the hit and answers the visitor once Kafka has it.
@@ -87,7 +86,7 @@ func (c *Collector) recordHit(w http.ResponseWriter, r *http.Request, link *live
 		writeError(w, http.StatusInternalServerError, "cannot mint ids")
 		return
 	}
-	location, err := clickLocation(dest, clickID)
+	location, err := c.redirects.location(dest, clickID)
 	if err != nil {
 		// Destinations are checked when links are written; a link that
 		// slipped through still redirects, without the click id.
@@ -108,16 +107,19 @@ func (c *Collector) recordHit(w http.ResponseWriter, r *http.Request, link *live
 		DeviceId:    deviceIDParam(r),
 		DeepLink:    link.GetDeepLink(),
 	}
-	value, err := proto.Marshal(hit)
+	buf, err := appendHit(make([]byte, 0, hitSizeBound(hit)+len(session)), hit)
 	if err != nil {
 		c.log.Error("encode hit", "err", err)
 		writeError(w, http.StatusInternalServerError, "cannot encode hit")
 		return
 	}
+	// The key is bytes, as sarama encodes it more than once.
+	end := len(buf)
+	buf = append(buf, session...)
 	_, _, err = c.producer.SendMessageContext(r.Context(), &sarama.ProducerMessage{
 		Topic: string(topics.Hits),
-		Key:   sarama.StringEncoder(session),
-		Value: sarama.ByteEncoder(value),
+		Key:   sarama.ByteEncoder(buf[end:]),
+		Value: sarama.ByteEncoder(buf[:end:end]),
 	})
 	if err != nil {
 		c.log.Warn("produce hit", "account", hit.Account, "link", hit.Link, "err", err)
@@ -185,6 +187,83 @@ func clickLocation(dest, clickID string) (string, error) {
 		u.RawQuery = setRawParam(u.RawQuery, ClickIDParam, url.QueryEscape(clickID))
 	}
 	return u.String(), nil
+}
+
+// redirectCache remembers, per destination, where clickLocation puts the
+// click id, so that a click costs a concatenation rather than parsing and
+// rebuilding the destination's URL. The ids the collector mints (UUIDs:
+// hex digits and '-') are the same escaped as not, so clickLocation's
+// answer for any of them is one prefix, the id, and one suffix.
+type redirectCache struct {
+	cache *stringCache[redirectTemplate]
+}
+
+// redirectTemplate is clickLocation's answer for a destination: prefix,
+// click id, suffix.
+type redirectTemplate struct {
+	prefix, suffix string
+	ok             bool // false: the destination does not take the template (clickLocation fails, or puts the id elsewhere)
+}
+
+// redirectCacheSize is the entries of one generation of the cache (see
+// stringCache): destinations are at most MaxURLLen bytes.
+const redirectCacheSize = 512
+
+func newRedirectCache() *redirectCache {
+	return &redirectCache{cache: newStringCache[redirectTemplate](redirectCacheSize)}
+}
+
+// Two ids of the minted shape, which differ in every byte but the dashes,
+// to find where clickLocation puts the id.
+const (
+	templateIDA = "00000000-0000-7000-8000-000000000000"
+	templateIDB = "ffffffff-ffff-7fff-bfff-ffffffffffff"
+)
+
+// location is clickLocation(dest, clickID).
+func (c *redirectCache) location(dest, clickID string) (string, error) {
+	if !mintedShape(clickID) {
+		return clickLocation(dest, clickID)
+	}
+	t, ok := c.cache.get(dest)
+	if !ok {
+		t = newRedirectTemplate(dest)
+		c.cache.put(dest, t)
+	}
+	if !t.ok {
+		return clickLocation(dest, clickID)
+	}
+	return t.prefix + clickID + t.suffix, nil
+}
+
+// newRedirectTemplate works out dest's template from clickLocation's
+// answers for two ids.
+func newRedirectTemplate(dest string) redirectTemplate {
+	a, errA := clickLocation(dest, templateIDA)
+	b, errB := clickLocation(dest, templateIDB)
+	n := len(templateIDA)
+	i := strings.Index(a, templateIDA)
+	if errA != nil || errB != nil || len(a) != len(b) || i < 0 ||
+		a[:i] != b[:i] || b[i:i+n] != templateIDB || a[i+n:] != b[i+n:] {
+		return redirectTemplate{}
+	}
+	return redirectTemplate{prefix: a[:i], suffix: a[i+n:], ok: true}
+}
+
+// mintedShape reports whether id looks like the ids newID mints: 36 bytes
+// of lower-case hex digits and dashes, which no escaping changes.
+func mintedShape(id string) bool {
+	if len(id) != len(templateIDA) {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // isGooglePlay reports whether u opens the Play Store: a market:// URI or

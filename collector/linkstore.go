@@ -54,7 +54,8 @@ type linkStore struct {
 
 func newLinkStore(k topics.Kafka, log *slog.Logger) (*linkStore, error) {
 	s := &linkStore{log: log, applied: newAppliedOffsets(), accounts: newAccountIndex()}
-	view, err := goka.NewView(k.Brokers, topics.Links, linkCodec{}, viewOptions(k, s.update, s.track)...)
+	codec := &cachedLinkCodec{cache: newStringCache[*livetabv1.Link](linkCacheSize)}
+	view, err := goka.NewView(k.Brokers, topics.Links, codec, viewOptions(k, s.update, s.track)...)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("links view: %w", err), s.closeClients())
 	}
@@ -160,7 +161,37 @@ func (s *linkStore) loaded() bool {
 	return false
 }
 
-// get returns the link under key, or nil if there is none.
+// cachedLinkCodec is the links view's codec. goka decodes a value on every
+// read, and a link is read on every click: the links decoded last are kept
+// by their encoding, so that a link read again is not decoded again. The
+// view hands out the same *Link to every reader of a link, which must not
+// change it.
+type cachedLinkCodec struct {
+	cache *stringCache[*livetabv1.Link]
+}
+
+// linkCacheSize is the entries of one generation of the decoded links
+// cache (see stringCache): the links being clicked, at most some MB.
+const linkCacheSize = 512
+
+func (c *cachedLinkCodec) Encode(value any) ([]byte, error) { return linkCodec{}.Encode(value) }
+
+func (c *cachedLinkCodec) Decode(data []byte) (any, error) {
+	if l, ok := c.cache.getBytes(data); ok {
+		return l, nil
+	}
+	v, err := linkCodec{}.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if l, ok := v.(*livetabv1.Link); ok {
+		c.cache.put(string(data), l)
+	}
+	return v, nil
+}
+
+// get returns the link under key, or nil if there is none. The link is
+// shared: do not change it.
 func (s *linkStore) get(key string) (*livetabv1.Link, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -188,7 +219,8 @@ func (s *linkStore) hasAccount(account string) (bool, error) {
 	return s.accounts.has(account), nil
 }
 
-// list returns the account's links ordered by slug.
+// list returns the account's links ordered by slug. They are shared: do
+// not change them.
 func (s *linkStore) list(account string) ([]*livetabv1.Link, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,11 +57,17 @@ type metrics struct {
 	// inFlight and pending back the gauges of the same names.
 	inFlight atomic.Int64
 	pending  atomic.Int64
+
+	// observers are produceDuration's series by topic and result, so that
+	// a write does not look its labels up in the vector.
+	observersMu sync.Mutex
+	observers   map[[2]string]prometheus.Observer
 }
 
 // newMetrics creates the collector's metrics; register exposes them.
 func newMetrics() *metrics {
 	m := &metrics{
+		observers: map[[2]string]prometheus.Observer{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricRequests,
 			Help: "Requests answered by the collector, by route (ServeMux pattern) and status code.",
@@ -137,22 +144,39 @@ func (m *metrics) eventRejected(reason string) {
 	m.rejected.WithLabelValues(reason).Inc()
 }
 
-// request counts one answered request of route.
-func (m *metrics) request(route string, code int) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-}
-
 // produced observes one write to topic that took d and ended with result.
 func (m *metrics) produced(topic, result string, d time.Duration) {
-	m.produceDuration.WithLabelValues(topic, result).Observe(d.Seconds())
+	key := [2]string{topic, result}
+	m.observersMu.Lock()
+	o, ok := m.observers[key]
+	if !ok {
+		o = m.produceDuration.WithLabelValues(topic, result)
+		m.observers[key] = o
+	}
+	m.observersMu.Unlock()
+	o.Observe(d.Seconds())
 }
 
 // instrument counts the answers of h under route.
 func (m *metrics) instrument(route string, h http.HandlerFunc) http.Handler {
+	// The route's counters by code, so that a request does not look its
+	// labels up in the vector (hashing, a lock, the code formatted).
+	var mu sync.Mutex
+	byCode := map[int]prometheus.Counter{}
+	counter := func(code int) prometheus.Counter {
+		mu.Lock()
+		defer mu.Unlock()
+		c, ok := byCode[code]
+		if !ok {
+			c = m.requests.WithLabelValues(route, strconv.Itoa(code))
+			byCode[code] = c
+		}
+		return c
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		h(sw, r)
-		m.request(route, sw.code())
+		counter(sw.code()).Inc()
 	})
 }
 

@@ -25,12 +25,78 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		// Only the collector's own types are written; failing here is a bug.
 		status, b = http.StatusInternalServerError, []byte(`{"error":"cannot encode answer"}`)
 	}
+	writeJSONBytes(w, status, append(b, '\n'))
+}
+
+// writeJSONBytes answers status with b, JSON and a newline.
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
+}
+
+// writeEventsAnswer answers status with a, as writeJSON would, without
+// going through reflection: every request to POST /v1/events gets one.
+func writeEventsAnswer(w http.ResponseWriter, status int, a eventsAnswer) {
+	writeJSONBytes(w, status, append(appendEventsAnswer(nil, a), '\n'))
+}
+
+// appendEventsAnswer appends a as json.Marshal writes it.
+func appendEventsAnswer(b []byte, a eventsAnswer) []byte {
+	if b == nil {
+		// An accepted event's result takes about 60 bytes and its id.
+		b = make([]byte, 0, 32+len(a.Error)+len(a.Results)*(64+32))
+	}
+	b = append(b, '{')
+	if a.Error != "" {
+		b = append(b, `"error":`...)
+		b = appendJSONString(b, a.Error)
+		b = append(b, ',')
+	}
+	b = append(b, `"results":`...)
+	if a.Results == nil {
+		return append(b, "null}"...)
+	}
+	b = append(b, '[')
+	for i, r := range a.Results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = appendJSONString(b, r.ID)
+		b = append(b, `,"status":`...)
+		b = appendJSONString(b, r.Status)
+		for _, f := range [...]struct{ name, val string }{{`,"code":`, r.Code}, {`,"reason":`, r.Reason}, {`,"warning":`, r.Warning}} {
+			if f.val != "" {
+				b = append(b, f.name...)
+				b = appendJSONString(b, f.val)
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// appendJSONString appends s as encoding/json writes a string: as it is
+// when it holds nothing to escape, which is what ids and statuses look
+// like, else through encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			if err != nil {
+				// A string always encodes.
+				return append(b, `""`...)
+			}
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // writeError answers status with {"error": reason}.
@@ -105,6 +171,11 @@ func requireJSON(w http.ResponseWriter, r *http.Request) bool {
 // larger body and 400 for one that cannot be read, and then returns false.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
 	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= limit {
+		// One allocation when the client says how long the body is:
+		// ReadFrom wants MinRead bytes of room to see the end.
+		buf.Grow(int(n) + bytes.MinRead)
+	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	var tooLarge *http.MaxBytesError
 	switch {

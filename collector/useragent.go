@@ -99,3 +99,33 @@ func browserName(s string, p *useragent.UserAgent) string {
 	name, _ := p.Browser()
 	return name
 }
+
+// uaCache remembers what parser made of the user agents seen last, so that
+// the same browser or SDK build is parsed once, not on every request: a
+// few dozen user agents make most of any traffic, and parsing one costs
+// more than the rest of a hit.
+type uaCache struct {
+	parser userAgentParser
+	cache  *stringCache[userAgent]
+}
+
+// defaultUACacheSize is the entries of one generation of the collector's
+// cache (see stringCache): user agents are at most MaxHeaderLen bytes, so
+// the cache holds at most about 2 MB of them.
+const defaultUACacheSize = 1024
+
+func newUACache(p userAgentParser, size int) *uaCache {
+	return &uaCache{parser: p, cache: newStringCache[userAgent](size)}
+}
+
+func (c *uaCache) parse(s string) userAgent {
+	if ua, ok := c.cache.get(s); ok {
+		return ua
+	}
+	// Parsed outside the cache's lock: two requests may parse the same
+	// new user agent at once, which costs less than making every request
+	// wait.
+	ua := c.parser.parse(s)
+	c.cache.put(s, ua)
+	return ua
+}
