@@ -3,11 +3,9 @@ package liveview
 import (
 	"fmt"
 	"sync"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
@@ -101,23 +99,21 @@ func ReadInput(data []byte) (Input, error) {
 		field   protowire.Number // the payload's, 0 while none
 		payload []byte
 	)
+	check := viewInputChecker()
 	for b := data; len(b) > 0; {
-		num, typ, n := consumeTag(b)
+		num, typ, n := codecs.ConsumeTag(b)
 		if n < 0 {
 			return Input{}, fmt.Errorf("%w view input: %w", codecs.ErrDecode, protowire.ParseError(n))
 		}
 		b = b[n:]
+		// Each occurrence of a payload is checked, even one that a later
+		// field replaces, as proto.Unmarshal decodes each.
+		n, err := check.ConsumeFieldValue(num, typ, b)
+		if err != nil {
+			return Input{}, err
+		}
 		if (num == viewInputHit || num == viewInputEvent || num == viewInputConversion) && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return Input{}, fmt.Errorf("%w view input: field %d: %w", codecs.ErrDecode, num, protowire.ParseError(n))
-			}
-			b = b[n:]
-			// Each occurrence is checked, even one that a later field
-			// replaces, as proto.Unmarshal decodes each.
-			if err := schemas().byField(num).check(v); err != nil {
-				return Input{}, fmt.Errorf("%w view input: field %d: %w", codecs.ErrDecode, num, err)
-			}
+			v, _ := protowire.ConsumeBytes(b[:n])
 			if num == field {
 				// A message field met twice is the two merged, as
 				// proto.Unmarshal does: their bytes one after the
@@ -127,11 +123,6 @@ func ReadInput(data []byte) (Input, error) {
 				// Another field of the oneof replaces it.
 				field, payload = num, v
 			}
-			continue
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return Input{}, fmt.Errorf("%w view input: field %d: %w", codecs.ErrDecode, num, protowire.ParseError(n))
 		}
 		b = b[n:]
 	}
@@ -191,167 +182,11 @@ func readHitOrEvent(kind livetabv1.Kind, payload []byte) Input {
 	return in
 }
 
-// errCodeFieldNumber is protowire's error code (for protowire.ParseError)
-// of an invalid field number.
-const errCodeFieldNumber = -2
-
-// consumeTag is protowire.ConsumeTag with proto.Unmarshal's range check of
-// the field number, which ConsumeTag checks only from below.
-func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
-	num, typ, n := protowire.ConsumeTag(b)
-	if n >= 0 && num > protowire.MaxValidNumber {
-		return 0, 0, errCodeFieldNumber
-	}
-	return num, typ, n
-}
-
-// wireSchema is what checking a message's encoding needs of its type, built
-// from the generated descriptors: by field number, the wire type a known
-// field takes and what its value must be. It checks what proto.Unmarshal
-// checks (framing, field numbers, UTF-8 of proto3 strings, nested and map
-// messages, packed values) without building anything.
-type wireSchema struct {
-	fields []fieldRule // by field number
-}
-
-type fieldRule struct {
-	known bool
-	// wire is the wire type of one value; a value of another wire type
-	// is an unknown field, as in proto.Unmarshal.
-	wire protowire.Type
-	utf8 bool
-	msg  *wireSchema
-	// packed: a repeated number, which may also come packed (BytesType).
-	packed bool
-}
-
-// payloadSchemas are the schemas of the payloads of a ViewInput.
-type payloadSchemas struct{ hit, event, conversion *wireSchema }
-
-// byField is the schema of ViewInput's field num.
-func (s payloadSchemas) byField(num protowire.Number) *wireSchema {
-	switch num {
-	case viewInputHit:
-		return s.hit
-	case viewInputEvent:
-		return s.event
-	}
-	return s.conversion
-}
-
-// schemas are built once: they derive from the generated descriptors
-// only, and never change.
-var schemas = sync.OnceValue(func() payloadSchemas {
-	seen := map[protoreflect.FullName]*wireSchema{}
-	return payloadSchemas{
-		hit:        newWireSchema((&livetabv1.Hit{}).ProtoReflect().Descriptor(), seen),
-		event:      newWireSchema((&livetabv1.Event{}).ProtoReflect().Descriptor(), seen),
-		conversion: newWireSchema((&livetabv1.Conversion{}).ProtoReflect().Descriptor(), seen),
-	}
+// viewInputChecker checks loop records, built once: it derives from the
+// generated descriptors only, and never changes.
+var viewInputChecker = sync.OnceValue(func() *codecs.Checker {
+	return codecs.NewChecker((&livetabv1.ViewInput{}).ProtoReflect().Descriptor())
 })
-
-// newWireSchema builds md's schema; seen holds those built already, so
-// that a recursive type ends.
-func newWireSchema(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]*wireSchema) *wireSchema {
-	if s, ok := seen[md.FullName()]; ok {
-		return s
-	}
-	s := &wireSchema{}
-	seen[md.FullName()] = s
-	fields := md.Fields()
-	for i := range fields.Len() {
-		fd := fields.Get(i)
-		r := fieldRule{known: true}
-		switch fd.Kind() {
-		case protoreflect.BoolKind, protoreflect.EnumKind, protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Uint32Kind,
-			protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Uint64Kind:
-			r.wire, r.packed = protowire.VarintType, fd.IsList()
-		case protoreflect.Fixed32Kind, protoreflect.Sfixed32Kind, protoreflect.FloatKind:
-			r.wire, r.packed = protowire.Fixed32Type, fd.IsList()
-		case protoreflect.Fixed64Kind, protoreflect.Sfixed64Kind, protoreflect.DoubleKind:
-			r.wire, r.packed = protowire.Fixed64Type, fd.IsList()
-		case protoreflect.StringKind:
-			// proto3 (and editions by default) reject invalid UTF-8.
-			r.wire, r.utf8 = protowire.BytesType, fd.ParentFile().Syntax() != protoreflect.Proto2
-		case protoreflect.BytesKind:
-			r.wire = protowire.BytesType
-		case protoreflect.MessageKind:
-			// A map field's message is its entry (key 1, value 2).
-			r.wire, r.msg = protowire.BytesType, newWireSchema(fd.Message(), seen)
-		default:
-			// Groups: proto3 has none; checked as unknown fields.
-			r.known = false
-		}
-		num := int(fd.Number())
-		if num >= len(s.fields) {
-			s.fields = append(s.fields, make([]fieldRule, num+1-len(s.fields))...)
-		}
-		s.fields[num] = r
-	}
-	return s
-}
-
-// check reports whether b is a valid encoding of the schema's message.
-func (s *wireSchema) check(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
-		var r fieldRule
-		if int(num) < len(s.fields) {
-			r = s.fields[num]
-		}
-		if r.known && typ == protowire.BytesType && (r.wire == protowire.BytesType || r.packed) {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
-			}
-			b = b[n:]
-			if err := r.checkBytes(v); err != nil {
-				return fmt.Errorf("field %d: %w", num, err)
-			}
-			continue
-		}
-		// A number of its wire type is read like an unknown field.
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
-// checkBytes checks the value of a length-delimited field of rule r.
-func (r fieldRule) checkBytes(v []byte) error {
-	switch {
-	case r.utf8:
-		if !utf8.Valid(v) {
-			return errNotUTF8
-		}
-	case r.msg != nil:
-		return r.msg.check(v)
-	case r.packed && r.wire == protowire.VarintType:
-		for len(v) > 0 {
-			_, n := protowire.ConsumeVarint(v)
-			if n < 0 {
-				return protowire.ParseError(n)
-			}
-			v = v[n:]
-		}
-	case r.packed && r.wire == protowire.Fixed32Type:
-		if len(v)%4 != 0 {
-			return protowire.ParseError(-1)
-		}
-	case r.packed && r.wire == protowire.Fixed64Type:
-		if len(v)%8 != 0 {
-			return protowire.ParseError(-1)
-		}
-	}
-	return nil
-}
 
 // appendItem appends the encoded ViewItem of in at cursor, with mark
 // with (nil: none) and counters c, but without emitted_us: appendEmitted

@@ -2,7 +2,6 @@ package liveview_test
 
 import (
 	"errors"
-	"math/rand/v2"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -29,8 +28,9 @@ func cat(parts ...[]byte) []byte {
 	return b
 }
 
-// inputRecords are loop records, valid or not, that probe what
-// proto.Unmarshal accepts.
+// inputRecords are loop records, valid or not, of every shape ReadInput
+// reads, and invalid at each level it checks. codecs' tests of
+// codecs.Checker probe in full what proto.Unmarshal accepts.
 func inputRecords(t testing.TB) map[string][]byte {
 	ev := &livetabv1.Event{Id: "e1", Account: "acme", Session: "app", Name: "install", ReceivedUs: 5, DeviceIds: []string{"d"},
 		Params: map[string]string{"k": "v"}, Request: &livetabv1.Request{Ip: "1", Params: map[string]string{"a": "b"}}}
@@ -38,46 +38,21 @@ func inputRecords(t testing.TB) map[string][]byte {
 	bad := []byte{'a', 0xff}
 	idAndAccount := cat(field(1, []byte("e1")), field(2, []byte("acme")))
 	return map[string][]byte{
-		"empty":                   nil,
-		"hit":                     marshal(t, inHit(h)),
-		"event":                   marshal(t, inEvent(ev)),
-		"conversion":              marshal(t, inConv(conversion("e1", "app"))),
-		"empty hit":               field(1, nil),
-		"payload field as varint": cat(tag(1, protowire.VarintType), []byte{1}),
-		"unknown group":           cat(marshal(t, inHit(h)), tag(9, protowire.StartGroupType), field(1, []byte("x")), tag(9, protowire.EndGroupType)),
-		"group in the event":      field(2, cat(idAndAccount, tag(9, protowire.StartGroupType), tag(9, protowire.EndGroupType))),
-		"unmatched group end":     field(2, cat(idAndAccount, tag(9, protowire.StartGroupType), tag(8, protowire.EndGroupType))),
-		"end group":               cat(marshal(t, inHit(h)), tag(9, protowire.EndGroupType)),
-		"end group in the event":  field(2, cat(idAndAccount, tag(9, protowire.EndGroupType))),
-		"field number 0":          cat(marshal(t, inHit(h)), []byte{0x02, 0x00}),
-		"largest field number":    cat(marshal(t, inHit(h)), protowire.AppendVarint(tag(protowire.MaxValidNumber, protowire.VarintType), 1)),
-		"field number too large":  cat(marshal(t, inHit(h)), protowire.AppendVarint(protowire.AppendVarint(nil, uint64(protowire.MaxValidNumber+1)<<3), 1)),
-		"field number too large in the event": field(2, cat(idAndAccount,
-			protowire.AppendVarint(protowire.AppendVarint(nil, uint64(protowire.MaxValidNumber+1)<<3), 1))),
-		"reserved wire type":        cat(marshal(t, inHit(h)), []byte{0x0e}),
-		"truncated":                 marshal(t, inEvent(ev))[:20],
+		"empty":                     nil,
+		"hit":                       marshal(t, inHit(h)),
+		"event":                     marshal(t, inEvent(ev)),
+		"conversion":                marshal(t, inConv(conversion("e1", "app"))),
+		"empty hit":                 field(1, nil),
+		"payload field as varint":   cat(tag(1, protowire.VarintType), []byte{1}),
+		"unknown group":             cat(marshal(t, inHit(h)), tag(9, protowire.StartGroupType), field(1, []byte("x")), tag(9, protowire.EndGroupType)),
+		"largest field number":      cat(marshal(t, inHit(h)), protowire.AppendVarint(tag(protowire.MaxValidNumber, protowire.VarintType), 1)),
+		"merged hit":                cat(field(1, idAndAccount), field(1, cat(field(6, []byte("web")), field(1, []byte("h2"))))),
+		"hit replaced by event":     cat(marshal(t, inHit(h)), marshal(t, inEvent(ev))),
+		"event fields twice":        field(2, cat(marshal(t, ev), field(4, []byte("open")), protowire.AppendVarint(tag(6, protowire.VarintType), 9))),
+		"field number too large":    cat(marshal(t, inHit(h)), protowire.AppendVarint(protowire.AppendVarint(nil, uint64(protowire.MaxValidNumber+1)<<3), 1)),
 		"truncated payload":         cat(tag(2, protowire.BytesType), []byte{50}, idAndAccount),
-		"overlong varint":           field(1, cat(tag(7, protowire.VarintType), []byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})),
-		"varint overflow":           field(1, cat(tag(7, protowire.VarintType), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02})),
-		"ten-byte varint":           field(1, cat(tag(7, protowire.VarintType), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})),
-		"id not UTF-8":              field(2, field(1, bad)),
-		"name not UTF-8":            field(2, cat(idAndAccount, field(4, bad))),
-		"device id not UTF-8":       field(2, cat(idAndAccount, field(9, bad))),
-		"param key not UTF-8":       field(2, cat(idAndAccount, field(11, field(1, bad)))),
 		"param value not UTF-8":     field(2, cat(idAndAccount, field(11, field(2, bad)))),
-		"param entry extra field":   field(2, cat(idAndAccount, field(11, cat(field(1, []byte("k")), field(3, bad))))),
-		"param key as varint":       field(2, cat(idAndAccount, field(11, cat(tag(1, protowire.VarintType), []byte{1})))),
-		"request ip not UTF-8":      field(1, cat(idAndAccount, field(8, field(1, bad)))),
-		"request param not UTF-8":   field(1, cat(idAndAccount, field(8, field(5, field(2, bad))))),
-		"request garbage":           field(1, cat(idAndAccount, field(8, []byte{0xff, 0xff}))),
-		"string as varint":          field(2, cat(idAndAccount, tag(4, protowire.VarintType), []byte{1})),
-		"number as bytes":           field(2, cat(idAndAccount, field(6, []byte{1, 2}))),
-		"number as fixed64":         field(2, cat(idAndAccount, protowire.AppendFixed64(tag(6, protowire.Fixed64Type), 9))),
-		"request as varint":         field(2, cat(idAndAccount, tag(12, protowire.VarintType), []byte{1})),
-		"unknown bytes not UTF-8":   field(2, cat(idAndAccount, field(77, bad))),
 		"conversion not UTF-8":      field(3, cat(idAndAccount, field(4, bad))),
-		"conversion truncated":      field(3, cat(idAndAccount, tag(8, protowire.VarintType))),
-		"record field not UTF-8":    cat(marshal(t, inHit(h)), field(20, bad)),
 		"merged hit, bad second":    cat(field(1, idAndAccount), field(1, field(6, bad))),
 		"bad hit replaced by event": cat(field(1, field(6, bad)), marshal(t, inEvent(ev))),
 	}
@@ -133,50 +108,24 @@ func checkReadInput(t *testing.T, name string, record []byte) {
 	}
 }
 
-// TestReadInputAgreesWithUnmarshal: ReadInput fails exactly where
-// proto.Unmarshal does, on crafted records and on random changes to valid
-// ones, and otherwise reads what the decoded record holds.
+// TestReadInputAgreesWithUnmarshal: ReadInput fails where proto.Unmarshal
+// does, and otherwise reads what the decoded record holds.
 func TestReadInputAgreesWithUnmarshal(t *testing.T) {
-	records := inputRecords(t)
 	failures := 0
-	for name, r := range records {
+	for name, r := range inputRecords(t) {
 		checkReadInput(t, name, r)
 		if proto.Unmarshal(r, &livetabv1.ViewInput{}) != nil {
 			failures++
 		}
 	}
-	if failures < 20 {
-		t.Fatalf("only %d crafted records are invalid: the table lost its point", failures)
-	}
-
-	rng := rand.New(rand.NewPCG(1, 2))
-	valid := [][]byte{records["hit"], records["event"], records["conversion"], records["unknown group"]}
-	for range 20000 {
-		r := append([]byte(nil), valid[rng.IntN(len(valid))]...)
-		for range 1 + rng.IntN(3) {
-			switch i := rng.IntN(len(r)); rng.IntN(4) {
-			case 0:
-				r[i] ^= byte(1 << rng.IntN(8))
-			case 1:
-				r[i] = byte(rng.IntN(256))
-			case 2:
-				r = r[:i]
-			default:
-				r = append(r[:i:i], append([]byte{byte(rng.IntN(256))}, r[i:]...)...)
-			}
-			if len(r) == 0 {
-				break
-			}
-		}
-		checkReadInput(t, "mutated", r)
-		if t.Failed() {
-			return
-		}
+	if failures < 6 {
+		t.Fatalf("only %d records are invalid: the table lost its point", failures)
 	}
 }
 
 // FuzzReadInput: `go test -fuzz FuzzReadInput ./processors/liveview` looks
-// for a record on which ReadInput and proto.Unmarshal disagree.
+// for a record on which ReadInput and proto.Unmarshal disagree, on what
+// fails or on what is read.
 func FuzzReadInput(f *testing.F) {
 	for _, r := range inputRecords(f) {
 		f.Add(r)

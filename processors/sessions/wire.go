@@ -1,13 +1,10 @@
 package sessions
 
 import (
-	"errors"
 	"fmt"
 	"sync"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
@@ -66,58 +63,45 @@ func ReadEvent(raw []byte) (Record, error) {
 // one pass: it checks every field, and keeps the last occurrence of those
 // it reads, as proto.Unmarshal does.
 func readRecord(raw []byte, field protowire.Number) (Record, error) {
-	s, prefix, what := wireSchemas().hit, "h:", "hit"
+	check, prefix, what := checkers().hit, "h:", "hit"
 	if field == entryEvent {
-		s, prefix, what = wireSchemas().event, "e:", "event"
+		check, prefix, what = checkers().event, "e:", "event"
 	}
 	var (
 		id, account       []byte
 		timeUs, receiveUs int64
 	)
 	for b := raw; len(b) > 0; {
-		num, typ, n := consumeTag(b)
+		num, typ, n := codecs.ConsumeTag(b)
 		if n < 0 {
 			return Record{}, fmt.Errorf("%w %s: %w", codecs.ErrDecode, what, protowire.ParseError(n))
 		}
 		b = b[n:]
-		r := s.rule(num)
-		switch {
-		case r.takesBytes(typ):
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return Record{}, fmt.Errorf("%w %s: field %d: %w", codecs.ErrDecode, what, num, protowire.ParseError(n))
-			}
-			b = b[n:]
-			if err := r.checkBytes(v); err != nil {
-				return Record{}, fmt.Errorf("%w %s: field %d: %w", codecs.ErrDecode, what, num, err)
-			}
+		n, err := check.ConsumeFieldValue(num, typ, b)
+		if err != nil {
+			return Record{}, err
+		}
+		// The value is checked: only its framing is read. A known field
+		// of another wire type is an unknown field, as in proto.Unmarshal.
+		switch typ {
+		case protowire.BytesType:
 			switch num {
 			case recordID:
-				id = v
+				id, _ = protowire.ConsumeBytes(b[:n])
 			case recordAccount:
-				account = v
+				account, _ = protowire.ConsumeBytes(b[:n])
 			}
-		case r.known && typ == protowire.VarintType && r.wire == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return Record{}, fmt.Errorf("%w %s: field %d: %w", codecs.ErrDecode, what, num, protowire.ParseError(n))
-			}
-			b = b[n:]
+		case protowire.VarintType:
 			switch {
 			case field == entryHit && num == hitReceivedUs, field == entryEvent && num == eventReceivedUs:
+				v, _ := protowire.ConsumeVarint(b[:n])
 				receiveUs = int64(v)
 			case field == entryEvent && num == eventTimeUs:
+				v, _ := protowire.ConsumeVarint(b[:n])
 				timeUs = int64(v)
 			}
-		default:
-			// Unknown fields, known ones of another wire type (which
-			// proto.Unmarshal keeps as unknown), and fixed-size numbers.
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return Record{}, fmt.Errorf("%w %s: field %d: %w", codecs.ErrDecode, what, num, protowire.ParseError(n))
-			}
-			b = b[n:]
 		}
+		b = b[n:]
 	}
 	// EntryTime: an event's device time when it has one.
 	at := receiveUs
@@ -135,166 +119,14 @@ func readRecord(raw []byte, field protowire.Number) (Record, error) {
 	}, nil
 }
 
-// errCodeFieldNumber is protowire's error code (for protowire.ParseError)
-// of an invalid field number.
-const errCodeFieldNumber = -2
+// recordCheckers check the records the processor reads.
+type recordCheckers struct{ hit, event *codecs.Checker }
 
-// consumeTag is protowire.ConsumeTag with proto.Unmarshal's range check of
-// the field number, which ConsumeTag checks only from below.
-func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
-	num, typ, n := protowire.ConsumeTag(b)
-	if n >= 0 && num > protowire.MaxValidNumber {
-		return 0, 0, errCodeFieldNumber
-	}
-	return num, typ, n
-}
-
-var errNotUTF8 = errors.New("string field is not valid UTF-8")
-
-// wireSchema is what checking a message's encoding needs of its type,
-// built from the generated descriptors: by field number, the wire type a
-// known field takes and what its value must be. It checks what
-// proto.Unmarshal checks (framing, field numbers, UTF-8 of proto3 strings,
-// nested and map messages, packed values) without building anything.
-type wireSchema struct {
-	fields []fieldRule // by field number
-}
-
-type fieldRule struct {
-	known bool
-	// wire is the wire type of one value; a value of another wire type
-	// is an unknown field, as in proto.Unmarshal.
-	wire protowire.Type
-	utf8 bool
-	msg  *wireSchema
-	// packed: a repeated number, which may also come packed (BytesType).
-	packed bool
-}
-
-// recordSchemas are the schemas of the records the processor reads.
-type recordSchemas struct{ hit, event *wireSchema }
-
-// wireSchemas are built once: they derive from the generated descriptors
+// checkers are built once: they derive from the generated descriptors
 // only, and never change.
-var wireSchemas = sync.OnceValue(func() recordSchemas {
-	seen := map[protoreflect.FullName]*wireSchema{}
-	return recordSchemas{
-		hit:   newWireSchema((&livetabv1.Hit{}).ProtoReflect().Descriptor(), seen),
-		event: newWireSchema((&livetabv1.Event{}).ProtoReflect().Descriptor(), seen),
+var checkers = sync.OnceValue(func() recordCheckers {
+	return recordCheckers{
+		hit:   codecs.NewChecker((&livetabv1.Hit{}).ProtoReflect().Descriptor()),
+		event: codecs.NewChecker((&livetabv1.Event{}).ProtoReflect().Descriptor()),
 	}
 })
-
-// newWireSchema builds md's schema; seen holds those built already, so
-// that a recursive type ends.
-func newWireSchema(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]*wireSchema) *wireSchema {
-	if s, ok := seen[md.FullName()]; ok {
-		return s
-	}
-	s := &wireSchema{}
-	seen[md.FullName()] = s
-	fields := md.Fields()
-	for i := range fields.Len() {
-		fd := fields.Get(i)
-		r := fieldRule{known: true}
-		switch fd.Kind() {
-		case protoreflect.BoolKind, protoreflect.EnumKind, protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Uint32Kind,
-			protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Uint64Kind:
-			r.wire, r.packed = protowire.VarintType, fd.IsList()
-		case protoreflect.Fixed32Kind, protoreflect.Sfixed32Kind, protoreflect.FloatKind:
-			r.wire, r.packed = protowire.Fixed32Type, fd.IsList()
-		case protoreflect.Fixed64Kind, protoreflect.Sfixed64Kind, protoreflect.DoubleKind:
-			r.wire, r.packed = protowire.Fixed64Type, fd.IsList()
-		case protoreflect.StringKind:
-			// proto3 (and editions by default) reject invalid UTF-8.
-			r.wire, r.utf8 = protowire.BytesType, fd.ParentFile().Syntax() != protoreflect.Proto2
-		case protoreflect.BytesKind:
-			r.wire = protowire.BytesType
-		case protoreflect.MessageKind:
-			// A map field's message is its entry (key 1, value 2).
-			r.wire, r.msg = protowire.BytesType, newWireSchema(fd.Message(), seen)
-		default:
-			// Groups: proto3 has none; checked as unknown fields.
-			r.known = false
-		}
-		num := int(fd.Number())
-		if num >= len(s.fields) {
-			s.fields = append(s.fields, make([]fieldRule, num+1-len(s.fields))...)
-		}
-		s.fields[num] = r
-	}
-	return s
-}
-
-// rule is the rule of field num; the zero rule (unknown) for a number the
-// message does not declare.
-func (s *wireSchema) rule(num protowire.Number) fieldRule {
-	if int(num) < len(s.fields) {
-		return s.fields[num]
-	}
-	return fieldRule{}
-}
-
-// takesBytes reports whether a value of wire type typ is a value of the
-// known field of rule r that is length-delimited: a string, bytes or a
-// message, or numbers packed.
-func (r fieldRule) takesBytes(typ protowire.Type) bool {
-	return r.known && typ == protowire.BytesType && (r.wire == protowire.BytesType || r.packed)
-}
-
-// check reports whether b is a valid encoding of the schema's message.
-func (s *wireSchema) check(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
-		if r := s.rule(num); r.takesBytes(typ) {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
-			}
-			b = b[n:]
-			if err := r.checkBytes(v); err != nil {
-				return fmt.Errorf("field %d: %w", num, err)
-			}
-			continue
-		}
-		// A number of its wire type is read like an unknown field.
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
-// checkBytes checks the value of a length-delimited field of rule r.
-func (r fieldRule) checkBytes(v []byte) error {
-	switch {
-	case r.utf8:
-		if !utf8.Valid(v) {
-			return errNotUTF8
-		}
-	case r.msg != nil:
-		return r.msg.check(v)
-	case r.packed && r.wire == protowire.VarintType:
-		for len(v) > 0 {
-			_, n := protowire.ConsumeVarint(v)
-			if n < 0 {
-				return protowire.ParseError(n)
-			}
-			v = v[n:]
-		}
-	case r.packed && r.wire == protowire.Fixed32Type:
-		if len(v)%4 != 0 {
-			return protowire.ParseError(-1)
-		}
-	case r.packed && r.wire == protowire.Fixed64Type:
-		if len(v)%8 != 0 {
-			return protowire.ParseError(-1)
-		}
-	}
-	return nil
-}

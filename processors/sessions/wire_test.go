@@ -187,38 +187,29 @@ func TestReadRecordIsTheEntry(t *testing.T) {
 	}
 }
 
+// invalidRecords fail at each level readRecord checks: a tag, a field's
+// framing, a value read, a value nested deeper. codecs' tests of
+// codecs.Checker probe in full what proto.Unmarshal refuses.
 func invalidRecords(t testing.TB) []recordCase {
 	hit := marshal(t, fullHit())
 	event := marshal(t, fullEvent())
-	badRequest := bytesField(8, stringField(2, "bad \xff agent"))
-	badParams := bytesField(11, stringField(1, "key \xc0"))
 	var out []recordCase
 	for _, c := range []struct {
 		name string
 		raw  []byte
 	}{
 		{"garbage", []byte{0xff, 0xff, 0xff}},
-		{"truncated", hit[:len(hit)-3]},
+		{"field number past the maximum", join(event, protowire.AppendVarint(nil, uint64(protowire.MaxValidNumber+1)<<3), []byte{0x01})},
 		{"length past the end", join(stringField(1, "h"), []byte{0x12, 0x7f, 'a'})},
 		{"id not UTF-8", join(stringField(1, "\xff"), stringField(2, "acme"))},
-		{"account not UTF-8", join(stringField(1, "x"), stringField(2, "a\xed\xa0\x80"))},
-		{"field number 0", join(hit, []byte{0x00, 0x01})},
-		{"field number past the maximum", join(event, protowire.AppendVarint(nil, uint64(protowire.MaxValidNumber+1)<<3), []byte{0x01})},
-		{"wire type 6", join(hit, []byte{0x0e})},
-		{"end group alone", join(event, protowire.AppendTag(nil, 99, protowire.EndGroupType))},
-		{"group not ended", join(hit, protowire.AppendTag(nil, 99, protowire.StartGroupType))},
 		{"varint too long", join(protowire.AppendTag(nil, 15, protowire.VarintType), bytes.Repeat([]byte{0xff}, 10), []byte{0x01})},
 		{"unknown field truncated", join(event, stringField(100, "abc")[:3])},
 	} {
 		out = append(out, recordCase{c.name + " (hit)", false, c.raw}, recordCase{c.name + " (event)", true, c.raw})
 	}
 	return append(out,
-		recordCase{"hit with a request field not UTF-8", false, join(hit, badRequest)},
-		recordCase{"event with a request field not UTF-8", true, join(event, bytesField(12, stringField(2, "bad \xff agent")))},
-		recordCase{"event with a params key not UTF-8", true, join(event, badParams)},
-		recordCase{"event with a params value not UTF-8", true, join(event, bytesField(11, stringField(2, "\xfe")))},
-		recordCase{"event with a device id not UTF-8", true, join(event, stringField(9, "\xff"))},
-		recordCase{"hit with a request params entry truncated", false, join(hit, bytesField(8, bytesField(5, stringField(1, "k")[:2])))},
+		recordCase{"hit with a request field not UTF-8", false, join(hit, bytesField(8, stringField(2, "bad \xff agent")))},
+		recordCase{"event with a params key not UTF-8", true, join(event, bytesField(11, stringField(1, "key \xc0")))},
 	)
 }
 
