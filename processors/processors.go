@@ -28,6 +28,7 @@ import (
 	"github.com/livetab/livetab/processors/internal/procutil"
 	"github.com/livetab/livetab/processors/liveview"
 	"github.com/livetab/livetab/processors/sessions"
+	"github.com/livetab/livetab/processors/store"
 	"github.com/livetab/livetab/topics"
 )
 
@@ -43,7 +44,7 @@ func (wallClock) Now() time.Time { return time.Now() }
 // Options configure the processors.
 type Options struct {
 	Kafka topics.Kafka
-	// StorageDir holds the group tables (goka leveldb storage, one
+	// StorageDir holds the group tables (leveldb, batched by package store; one
 	// subfolder per group); empty keeps them in memory (tests).
 	StorageDir string
 	Logger     *slog.Logger // default: discard
@@ -98,7 +99,7 @@ func New(opts Options) (*Processors, error) {
 		if opts.StorageDir == "" {
 			return storage.MemoryBuilder()
 		}
-		return storage.DefaultBuilder(filepath.Join(opts.StorageDir, string(g)))
+		return store.Builder(filepath.Join(opts.StorageDir, string(g)), store.Options{})
 	}
 	parts, err := procutil.Partitions(opts.Kafka, string(topics.Clock))
 	if err != nil {

@@ -26,23 +26,32 @@ type TableProgress struct {
 func (p *Processors) Progress(ctx context.Context) []TableProgress {
 	out := make([]TableProgress, 0, len(p.procs))
 	for _, n := range p.procs {
-		tp := TableProgress{Table: n.table}
-		for _, part := range n.p.StatsWithContext(ctx).Group {
-			ts := part.TableStats
-			if ts == nil {
-				continue
-			}
-			tp.Partitions++
-			if ts.Status == goka.PartitionRunning {
-				tp.Recovered++
-				continue
-			}
-			if r := ts.Recovery; r != nil && r.Hwm > r.Offset+1 {
-				// Offset is the last record read, Hwm the next to be written.
-				tp.Remaining += r.Hwm - r.Offset - 1
-			}
+		parts := map[int32]*goka.TableStats{}
+		for id, part := range n.p.StatsWithContext(ctx).Group {
+			parts[id] = part.TableStats
 		}
-		out = append(out, tp)
+		out = append(out, TableProgressOf(n.table, parts))
 	}
 	return out
+}
+
+// TableProgressOf sums the goka statistics of a table's partitions (a
+// processor's group table, or a goka View's table) into its progress.
+func TableProgressOf(table string, parts map[int32]*goka.TableStats) TableProgress {
+	tp := TableProgress{Table: table}
+	for _, ts := range parts {
+		if ts == nil {
+			continue
+		}
+		tp.Partitions++
+		if ts.Status == goka.PartitionRunning {
+			tp.Recovered++
+			continue
+		}
+		if r := ts.Recovery; r != nil && r.Hwm > r.Offset+1 {
+			// Offset is the last record read, Hwm the next to be written.
+			tp.Remaining += r.Hwm - r.Offset - 1
+		}
+	}
+	return tp
 }

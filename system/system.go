@@ -212,6 +212,7 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 			Secret:         opts.Secret,
 			SampleRate:     opts.SampleRate,
 			OriginPatterns: opts.AllowedOrigins,
+			StorageDir:     filepath.Join(opts.DataDir, "tables"),
 			Logger:         log.With("part", "views"),
 		})
 		if err != nil {
@@ -220,6 +221,7 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 		v.Register(mux)
 		g.Go(func() error { return wrap("views", v.Run(gctx)) })
 		waits = append(waits, v.WaitReady)
+		progress = append(progress, v.Progress)
 	}
 	mux.Handle("GET /readyz", readyHandler(readies))
 	defer func() {

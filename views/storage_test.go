@@ -2,6 +2,7 @@ package views
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,6 +45,16 @@ func TestStorageDirKeepsTheSessionsTable(t *testing.T) {
 	e.startServer()
 	if got := e.srv.sessionRecords.Load(); got != 5 {
 		t.Errorf("the restarted server read %d sessions-table records, want the 5 that arrived while it was down", got)
+	}
+	// Ready: both tables report every partition recovered, nothing left.
+	progress := e.srv.Progress(context.Background())
+	if len(progress) != 2 {
+		t.Fatalf("progress of %d tables, want 2: %+v", len(progress), progress)
+	}
+	for _, tp := range progress {
+		if tp.Partitions == 0 || tp.Recovered != tp.Partitions || tp.Remaining != 0 {
+			t.Errorf("progress when ready: %+v, want every partition recovered", tp)
+		}
 	}
 	for _, session := range []string{"s-3", "s-19", "s-22"} {
 		v, err := e.srv.get(e.srv.sessions, session)

@@ -33,6 +33,8 @@ import (
 
 	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/processors"
+	"github.com/livetab/livetab/processors/store"
 	"github.com/livetab/livetab/topics"
 )
 
@@ -69,7 +71,7 @@ type Options struct {
 	// Clients that send no Origin (non-browsers) are not checked.
 	OriginPatterns []string
 	// StorageDir, when set, keeps the sessions table that the timeline and deep-link APIs read in
-	// goka's leveldb storage, in StorageDir/views (one database per partition), with the offset
+	// leveldb (package processors/store), in StorageDir/views (one database per partition), with the offset
 	// read up to: a restart reads only what arrived since the last stop instead of the whole
 	// table topic, and the table is not held in memory. Default empty: in memory, read again from
 	// Kafka on every start. The directory must stay with the Kafka data it was read from: when
@@ -243,7 +245,7 @@ func New(opts Options) (*Server, error) {
 	// it stops.
 	sessionsStorage := mapBuilder()
 	if opts.StorageDir != "" {
-		sessionsStorage = storage.DefaultBuilder(filepath.Join(opts.StorageDir, "views"))
+		sessionsStorage = store.Builder(filepath.Join(opts.StorageDir, "views"), store.Options{})
 	}
 	s.sessions, err = goka.NewView(opts.Kafka.Brokers, goka.GroupTable(topics.SessionsGroup), codecs.TimelineCodec{},
 		append(s.viewOptions(opts.Kafka, "views-sessions", sessionsStorage, nil), goka.WithViewCallback(s.onSessionRecord))...)
@@ -390,6 +392,15 @@ func (s *Server) shutdown() {
 	s.waiters.close()
 	s.hub.close()
 	s.streams.Wait()
+}
+
+// Progress reports how far the views' two tables (the view topic and the
+// sessions table) have recovered, for the progress lines a restart shows.
+func (s *Server) Progress(ctx context.Context) []processors.TableProgress {
+	return []processors.TableProgress{
+		processors.TableProgressOf(string(topics.View), s.items.Stats(ctx).Partitions),
+		processors.TableProgressOf(string(goka.GroupTable(topics.SessionsGroup)), s.sessions.Stats(ctx).Partitions),
+	}
 }
 
 // WaitReady returns once both views recovered, or an error when ctx is
