@@ -57,6 +57,10 @@ type Options struct {
 	DataDir string
 	// BrokerPort is the embedded broker's port on 127.0.0.1; 0 picks one.
 	BrokerPort int
+	// CompactInterval is how often the embedded broker compacts the
+	// tables (see topics.EmbeddedOptions). Default
+	// topics.DefaultCompactInterval.
+	CompactInterval time.Duration
 	// Topics sizes the topics created on start.
 	Topics topics.Config
 	// Secret signs and verifies access tokens. Required for the
@@ -138,9 +142,10 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 	if len(brokers) == 0 {
 		var err error
 		embedded, err = topics.StartEmbedded(topics.EmbeddedOptions{
-			DataDir: filepath.Join(opts.DataDir, "kafka"),
-			Port:    opts.BrokerPort,
-			Logger:  log.With("part", "broker"),
+			DataDir:         filepath.Join(opts.DataDir, "kafka"),
+			Port:            opts.BrokerPort,
+			CompactInterval: opts.CompactInterval,
+			Logger:          log.With("part", "broker"),
 		})
 		if err != nil {
 			return err

@@ -150,6 +150,7 @@ func runParts(ctx context.Context, name string, parts system.Parts, args []strin
 		fs.BoolVar(&opts.Demo, "demo", true, "seed account \"demo\" and send it demo traffic")
 		fs.Float64Var(&opts.DemoRate, "demo-rate", opts.DemoRate, "demo visitors per second")
 		fs.IntVar(&opts.BrokerPort, "broker-port", 0, "port of the embedded broker on 127.0.0.1 (0: any free port)")
+		fs.DurationVar(&opts.CompactInterval, "compact-interval", topics.DefaultCompactInterval, "how often the embedded broker compacts the tables: shorter keeps restarts fast (it reads its data directory whole when it starts), but each pass holds up requests for longer the more table data there is")
 	} else {
 		opts.Demo = false
 	}
