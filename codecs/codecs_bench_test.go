@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/lovoo/goka"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
@@ -87,7 +88,9 @@ func benchAccountState(items int) *livetabv1.AccountState {
 func benchMatchState(hits int) *livetabv1.AttributionState {
 	ms := &livetabv1.MatchState{}
 	for i := range hits {
-		ms.Hits = append(ms.Hits, benchHit(i))
+		h := benchHit(i)
+		raw, _ := proto.Marshal(h) // a bench hit is valid: it always encodes
+		ms.Hits = append(ms.Hits, &livetabv1.MatchHit{Id: h.Id, ReceivedUs: h.ReceivedUs, Account: h.Account, Match: h.ClickId, Hit: raw})
 	}
 	ms.Installs = append(ms.Installs, benchEvent(0))
 	return &livetabv1.AttributionState{State: &livetabv1.AttributionState_Match{Match: ms}}

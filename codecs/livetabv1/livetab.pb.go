@@ -1334,7 +1334,7 @@ func (x *Candidate) GetWindowUs() int64 {
 // that asked it, both newest first.
 type MatchState struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
-	Hits     []*Hit                 `protobuf:"bytes,1,rep,name=hits,proto3" json:"hits,omitempty"`
+	Hits     []*MatchHit            `protobuf:"bytes,4,rep,name=hits,proto3" json:"hits,omitempty"`
 	Installs []*Event               `protobuf:"bytes,2,rep,name=installs,proto3" json:"installs,omitempty"`
 	// Due time of the key's pending clean-up timer; 0 when none is pending.
 	CleanupUs     int64 `protobuf:"varint,3,opt,name=cleanup_us,json=cleanupUs,proto3" json:"cleanup_us,omitempty"`
@@ -1372,7 +1372,7 @@ func (*MatchState) Descriptor() ([]byte, []int) {
 	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{10}
 }
 
-func (x *MatchState) GetHits() []*Hit {
+func (x *MatchState) GetHits() []*MatchHit {
 	if x != nil {
 		return x.Hits
 	}
@@ -1391,6 +1391,88 @@ func (x *MatchState) GetCleanupUs() int64 {
 		return x.CleanupUs
 	}
 	return 0
+}
+
+// MatchHit is a hit kept by a match key: the few fields that the matching
+// rules compare, beside the encoded hit, which is parsed only when the hit
+// becomes a candidate.
+type MatchHit struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ReceivedUs int64                  `protobuf:"varint,2,opt,name=received_us,json=receivedUs,proto3" json:"received_us,omitempty"`
+	Account    string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	// What the key's method compares with the install: the hit's click id,
+	// device id or fingerprint (empty when it has none).
+	Match string `protobuf:"bytes,4,opt,name=match,proto3" json:"match,omitempty"`
+	// The encoded Hit.
+	Hit           []byte `protobuf:"bytes,5,opt,name=hit,proto3" json:"hit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatchHit) Reset() {
+	*x = MatchHit{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatchHit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatchHit) ProtoMessage() {}
+
+func (x *MatchHit) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatchHit.ProtoReflect.Descriptor instead.
+func (*MatchHit) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MatchHit) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MatchHit) GetReceivedUs() int64 {
+	if x != nil {
+		return x.ReceivedUs
+	}
+	return 0
+}
+
+func (x *MatchHit) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *MatchHit) GetMatch() string {
+	if x != nil {
+		return x.Match
+	}
+	return ""
+}
+
+func (x *MatchHit) GetHit() []byte {
+	if x != nil {
+		return x.Hit
+	}
+	return nil
 }
 
 // AppSessionState is the attribution table's value at an app-session key.
@@ -1412,7 +1494,7 @@ type AppSessionState struct {
 
 func (x *AppSessionState) Reset() {
 	*x = AppSessionState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1506,7 @@ func (x *AppSessionState) String() string {
 func (*AppSessionState) ProtoMessage() {}
 
 func (x *AppSessionState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1519,7 @@ func (x *AppSessionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppSessionState.ProtoReflect.Descriptor instead.
 func (*AppSessionState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{11}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppSessionState) GetInstall() *Event {
@@ -1491,7 +1573,7 @@ type AttributionState struct {
 
 func (x *AttributionState) Reset() {
 	*x = AttributionState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1585,7 @@ func (x *AttributionState) String() string {
 func (*AttributionState) ProtoMessage() {}
 
 func (x *AttributionState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1598,7 @@ func (x *AttributionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributionState.ProtoReflect.Descriptor instead.
 func (*AttributionState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{12}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AttributionState) GetState() isAttributionState_State {
@@ -1586,7 +1668,7 @@ type Tick struct {
 
 func (x *Tick) Reset() {
 	*x = Tick{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1680,7 @@ func (x *Tick) String() string {
 func (*Tick) ProtoMessage() {}
 
 func (x *Tick) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1693,7 @@ func (x *Tick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tick.ProtoReflect.Descriptor instead.
 func (*Tick) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{13}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Tick) GetTimeUs() int64 {
@@ -1637,7 +1719,7 @@ type Timer struct {
 
 func (x *Timer) Reset() {
 	*x = Timer{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1731,7 @@ func (x *Timer) String() string {
 func (*Timer) ProtoMessage() {}
 
 func (x *Timer) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1744,7 @@ func (x *Timer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timer.ProtoReflect.Descriptor instead.
 func (*Timer) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{14}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Timer) GetOp() isTimer_Op {
@@ -1751,7 +1833,7 @@ type TimerSchedule struct {
 
 func (x *TimerSchedule) Reset() {
 	*x = TimerSchedule{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1845,7 @@ func (x *TimerSchedule) String() string {
 func (*TimerSchedule) ProtoMessage() {}
 
 func (x *TimerSchedule) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1858,7 @@ func (x *TimerSchedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerSchedule.ProtoReflect.Descriptor instead.
 func (*TimerSchedule) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{15}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TimerSchedule) GetKey() string {
@@ -1807,7 +1889,7 @@ type TimerState struct {
 
 func (x *TimerState) Reset() {
 	*x = TimerState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +1901,7 @@ func (x *TimerState) String() string {
 func (*TimerState) ProtoMessage() {}
 
 func (x *TimerState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +1914,7 @@ func (x *TimerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerState.ProtoReflect.Descriptor instead.
 func (*TimerState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{16}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TimerState) GetLastTickUs() int64 {
@@ -1869,7 +1951,7 @@ type ConvertedWith struct {
 
 func (x *ConvertedWith) Reset() {
 	*x = ConvertedWith{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +1963,7 @@ func (x *ConvertedWith) String() string {
 func (*ConvertedWith) ProtoMessage() {}
 
 func (x *ConvertedWith) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +1976,7 @@ func (x *ConvertedWith) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvertedWith.ProtoReflect.Descriptor instead.
 func (*ConvertedWith) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{17}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConvertedWith) GetSession() string {
@@ -1937,7 +2019,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2031,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2044,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{18}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Counters) GetHits() uint64 {
@@ -2015,7 +2097,7 @@ type ViewItem struct {
 
 func (x *ViewItem) Reset() {
 	*x = ViewItem{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2109,7 @@ func (x *ViewItem) String() string {
 func (*ViewItem) ProtoMessage() {}
 
 func (x *ViewItem) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2122,7 @@ func (x *ViewItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewItem.ProtoReflect.Descriptor instead.
 func (*ViewItem) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{19}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ViewItem) GetCursor() uint64 {
@@ -2171,7 +2253,7 @@ type ViewInput struct {
 
 func (x *ViewInput) Reset() {
 	*x = ViewInput{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2183,7 +2265,7 @@ func (x *ViewInput) String() string {
 func (*ViewInput) ProtoMessage() {}
 
 func (x *ViewInput) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2196,7 +2278,7 @@ func (x *ViewInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewInput.ProtoReflect.Descriptor instead.
 func (*ViewInput) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{20}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ViewInput) GetItem() isViewInput_Item {
@@ -2287,7 +2369,7 @@ type AccountState struct {
 
 func (x *AccountState) Reset() {
 	*x = AccountState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2381,7 @@ func (x *AccountState) String() string {
 func (*AccountState) ProtoMessage() {}
 
 func (x *AccountState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2394,7 @@ func (x *AccountState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountState.ProtoReflect.Descriptor instead.
 func (*AccountState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{21}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AccountState) GetSeq() uint64 {
@@ -2377,7 +2459,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[22]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2471,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[22]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2484,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{22}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Link) GetAccount() string {
@@ -2484,7 +2566,7 @@ type Timeline_Stored struct {
 
 func (x *Timeline_Stored) Reset() {
 	*x = Timeline_Stored{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[25]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2496,7 +2578,7 @@ func (x *Timeline_Stored) String() string {
 func (*Timeline_Stored) ProtoMessage() {}
 
 func (x *Timeline_Stored) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[25]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2545,7 +2627,7 @@ type AccountState_MarkableItems struct {
 
 func (x *AccountState_MarkableItems) Reset() {
 	*x = AccountState_MarkableItems{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2639,7 @@ func (x *AccountState_MarkableItems) String() string {
 func (*AccountState_MarkableItems) ProtoMessage() {}
 
 func (x *AccountState_MarkableItems) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2652,7 @@ func (x *AccountState_MarkableItems) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountState_MarkableItems.ProtoReflect.Descriptor instead.
 func (*AccountState_MarkableItems) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{21, 0}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{22, 0}
 }
 
 func (x *AccountState_MarkableItems) GetItems() []*ViewItem {
@@ -2592,7 +2674,7 @@ type AccountState_PendingMarks struct {
 
 func (x *AccountState_PendingMarks) Reset() {
 	*x = AccountState_PendingMarks{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[27]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +2686,7 @@ func (x *AccountState_PendingMarks) String() string {
 func (*AccountState_PendingMarks) ProtoMessage() {}
 
 func (x *AccountState_PendingMarks) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[27]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +2699,7 @@ func (x *AccountState_PendingMarks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountState_PendingMarks.ProtoReflect.Descriptor instead.
 func (*AccountState_PendingMarks) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{21, 1}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{22, 1}
 }
 
 func (x *AccountState_PendingMarks) GetMarks() []*Conversion {
@@ -2751,13 +2833,20 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\n" +
 	"candidates\x18\x04 \x01(\x05R\n" +
 	"candidates\x12\x1b\n" +
-	"\twindow_us\x18\x05 \x01(\x03R\bwindowUs\"\x7f\n" +
+	"\twindow_us\x18\x05 \x01(\x03R\bwindowUs\"\x8a\x01\n" +
 	"\n" +
-	"MatchState\x12#\n" +
-	"\x04hits\x18\x01 \x03(\v2\x0f.livetab.v1.HitR\x04hits\x12-\n" +
+	"MatchState\x12(\n" +
+	"\x04hits\x18\x04 \x03(\v2\x14.livetab.v1.MatchHitR\x04hits\x12-\n" +
 	"\binstalls\x18\x02 \x03(\v2\x11.livetab.v1.EventR\binstalls\x12\x1d\n" +
 	"\n" +
-	"cleanup_us\x18\x03 \x01(\x03R\tcleanupUs\"\xe8\x01\n" +
+	"cleanup_us\x18\x03 \x01(\x03R\tcleanupUsJ\x04\b\x01\x10\x02\"}\n" +
+	"\bMatchHit\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vreceived_us\x18\x02 \x01(\x03R\n" +
+	"receivedUs\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x14\n" +
+	"\x05match\x18\x04 \x01(\tR\x05match\x12\x10\n" +
+	"\x03hit\x18\x05 \x01(\fR\x03hit\"\xe8\x01\n" +
 	"\x0fAppSessionState\x12+\n" +
 	"\ainstall\x18\x01 \x01(\v2\x11.livetab.v1.EventR\ainstall\x12\x1f\n" +
 	"\vdeadline_us\x18\x02 \x01(\x03R\n" +
@@ -2881,7 +2970,7 @@ func file_livetab_v1_livetab_proto_rawDescGZIP() []byte {
 }
 
 var file_livetab_v1_livetab_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_livetab_v1_livetab_proto_goTypes = []any{
 	(Platform)(0),                      // 0: livetab.v1.Platform
 	(MatchMethod)(0),                   // 1: livetab.v1.MatchMethod
@@ -2897,31 +2986,32 @@ var file_livetab_v1_livetab_proto_goTypes = []any{
 	(*AttributionInput)(nil),           // 11: livetab.v1.AttributionInput
 	(*Candidate)(nil),                  // 12: livetab.v1.Candidate
 	(*MatchState)(nil),                 // 13: livetab.v1.MatchState
-	(*AppSessionState)(nil),            // 14: livetab.v1.AppSessionState
-	(*AttributionState)(nil),           // 15: livetab.v1.AttributionState
-	(*Tick)(nil),                       // 16: livetab.v1.Tick
-	(*Timer)(nil),                      // 17: livetab.v1.Timer
-	(*TimerSchedule)(nil),              // 18: livetab.v1.TimerSchedule
-	(*TimerState)(nil),                 // 19: livetab.v1.TimerState
-	(*ConvertedWith)(nil),              // 20: livetab.v1.ConvertedWith
-	(*Counters)(nil),                   // 21: livetab.v1.Counters
-	(*ViewItem)(nil),                   // 22: livetab.v1.ViewItem
-	(*ViewInput)(nil),                  // 23: livetab.v1.ViewInput
-	(*AccountState)(nil),               // 24: livetab.v1.AccountState
-	(*Link)(nil),                       // 25: livetab.v1.Link
-	nil,                                // 26: livetab.v1.Request.ParamsEntry
-	nil,                                // 27: livetab.v1.Event.ParamsEntry
-	(*Timeline_Stored)(nil),            // 28: livetab.v1.Timeline.Stored
-	(*AccountState_MarkableItems)(nil), // 29: livetab.v1.AccountState.MarkableItems
-	(*AccountState_PendingMarks)(nil),  // 30: livetab.v1.AccountState.PendingMarks
-	nil,                                // 31: livetab.v1.Link.TagsEntry
+	(*MatchHit)(nil),                   // 14: livetab.v1.MatchHit
+	(*AppSessionState)(nil),            // 15: livetab.v1.AppSessionState
+	(*AttributionState)(nil),           // 16: livetab.v1.AttributionState
+	(*Tick)(nil),                       // 17: livetab.v1.Tick
+	(*Timer)(nil),                      // 18: livetab.v1.Timer
+	(*TimerSchedule)(nil),              // 19: livetab.v1.TimerSchedule
+	(*TimerState)(nil),                 // 20: livetab.v1.TimerState
+	(*ConvertedWith)(nil),              // 21: livetab.v1.ConvertedWith
+	(*Counters)(nil),                   // 22: livetab.v1.Counters
+	(*ViewItem)(nil),                   // 23: livetab.v1.ViewItem
+	(*ViewInput)(nil),                  // 24: livetab.v1.ViewInput
+	(*AccountState)(nil),               // 25: livetab.v1.AccountState
+	(*Link)(nil),                       // 26: livetab.v1.Link
+	nil,                                // 27: livetab.v1.Request.ParamsEntry
+	nil,                                // 28: livetab.v1.Event.ParamsEntry
+	(*Timeline_Stored)(nil),            // 29: livetab.v1.Timeline.Stored
+	(*AccountState_MarkableItems)(nil), // 30: livetab.v1.AccountState.MarkableItems
+	(*AccountState_PendingMarks)(nil),  // 31: livetab.v1.AccountState.PendingMarks
+	nil,                                // 32: livetab.v1.Link.TagsEntry
 }
 var file_livetab_v1_livetab_proto_depIdxs = []int32{
-	26, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
+	27, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
 	3,  // 1: livetab.v1.Hit.request:type_name -> livetab.v1.Request
 	0,  // 2: livetab.v1.Hit.platform:type_name -> livetab.v1.Platform
 	0,  // 3: livetab.v1.Event.platform:type_name -> livetab.v1.Platform
-	27, // 4: livetab.v1.Event.params:type_name -> livetab.v1.Event.ParamsEntry
+	28, // 4: livetab.v1.Event.params:type_name -> livetab.v1.Event.ParamsEntry
 	3,  // 5: livetab.v1.Event.request:type_name -> livetab.v1.Request
 	5,  // 6: livetab.v1.EventBatch.events:type_name -> livetab.v1.Event
 	1,  // 7: livetab.v1.Conversion.method:type_name -> livetab.v1.MatchMethod
@@ -2929,39 +3019,39 @@ var file_livetab_v1_livetab_proto_depIdxs = []int32{
 	5,  // 9: livetab.v1.TimelineEntry.event:type_name -> livetab.v1.Event
 	8,  // 10: livetab.v1.Timeline.entries:type_name -> livetab.v1.TimelineEntry
 	7,  // 11: livetab.v1.Timeline.conversion:type_name -> livetab.v1.Conversion
-	28, // 12: livetab.v1.Timeline.stored:type_name -> livetab.v1.Timeline.Stored
+	29, // 12: livetab.v1.Timeline.stored:type_name -> livetab.v1.Timeline.Stored
 	7,  // 13: livetab.v1.SessionsInput.conversion:type_name -> livetab.v1.Conversion
 	9,  // 14: livetab.v1.SessionsInput.chunk:type_name -> livetab.v1.Timeline
 	4,  // 15: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
 	5,  // 16: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
 	12, // 17: livetab.v1.AttributionInput.candidate:type_name -> livetab.v1.Candidate
-	17, // 18: livetab.v1.AttributionInput.timer:type_name -> livetab.v1.Timer
+	18, // 18: livetab.v1.AttributionInput.timer:type_name -> livetab.v1.Timer
 	1,  // 19: livetab.v1.Candidate.method:type_name -> livetab.v1.MatchMethod
 	4,  // 20: livetab.v1.Candidate.hit:type_name -> livetab.v1.Hit
 	5,  // 21: livetab.v1.Candidate.event:type_name -> livetab.v1.Event
-	4,  // 22: livetab.v1.MatchState.hits:type_name -> livetab.v1.Hit
+	14, // 22: livetab.v1.MatchState.hits:type_name -> livetab.v1.MatchHit
 	5,  // 23: livetab.v1.MatchState.installs:type_name -> livetab.v1.Event
 	5,  // 24: livetab.v1.AppSessionState.install:type_name -> livetab.v1.Event
 	12, // 25: livetab.v1.AppSessionState.candidates:type_name -> livetab.v1.Candidate
 	7,  // 26: livetab.v1.AppSessionState.conversion:type_name -> livetab.v1.Conversion
 	13, // 27: livetab.v1.AttributionState.match:type_name -> livetab.v1.MatchState
-	14, // 28: livetab.v1.AttributionState.app:type_name -> livetab.v1.AppSessionState
-	19, // 29: livetab.v1.AttributionState.timer:type_name -> livetab.v1.TimerState
-	18, // 30: livetab.v1.Timer.schedule:type_name -> livetab.v1.TimerSchedule
+	15, // 28: livetab.v1.AttributionState.app:type_name -> livetab.v1.AppSessionState
+	20, // 29: livetab.v1.AttributionState.timer:type_name -> livetab.v1.TimerState
+	19, // 30: livetab.v1.Timer.schedule:type_name -> livetab.v1.TimerSchedule
 	1,  // 31: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
 	2,  // 32: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
-	20, // 33: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
-	21, // 34: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
+	21, // 33: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
+	22, // 34: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
 	4,  // 35: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
 	5,  // 36: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
 	7,  // 37: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
 	4,  // 38: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
 	5,  // 39: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
 	7,  // 40: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
-	22, // 41: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
-	21, // 42: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
-	31, // 43: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
-	22, // 44: livetab.v1.AccountState.MarkableItems.items:type_name -> livetab.v1.ViewItem
+	23, // 41: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
+	22, // 42: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
+	32, // 43: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
+	23, // 44: livetab.v1.AccountState.MarkableItems.items:type_name -> livetab.v1.ViewItem
 	7,  // 45: livetab.v1.AccountState.PendingMarks.marks:type_name -> livetab.v1.Conversion
 	46, // [46:46] is the sub-list for method output_type
 	46, // [46:46] is the sub-list for method input_type
@@ -2990,23 +3080,23 @@ func file_livetab_v1_livetab_proto_init() {
 		(*AttributionInput_Candidate)(nil),
 		(*AttributionInput_Timer)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[12].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[13].OneofWrappers = []any{
 		(*AttributionState_Match)(nil),
 		(*AttributionState_App)(nil),
 		(*AttributionState_Timer)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[14].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[15].OneofWrappers = []any{
 		(*Timer_Schedule)(nil),
 		(*Timer_RegisterSecond)(nil),
 		(*Timer_FireUs)(nil),
 		(*Timer_ExpireUs)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[19].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[20].OneofWrappers = []any{
 		(*ViewItem_Hit)(nil),
 		(*ViewItem_Event)(nil),
 		(*ViewItem_Conversion)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[20].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[21].OneofWrappers = []any{
 		(*ViewInput_Hit)(nil),
 		(*ViewInput_Event)(nil),
 		(*ViewInput_Conversion)(nil),
@@ -3017,7 +3107,7 @@ func file_livetab_v1_livetab_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_livetab_v1_livetab_proto_rawDesc), len(file_livetab_v1_livetab_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

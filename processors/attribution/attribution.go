@@ -86,13 +86,14 @@ package attribution
 import (
 	"context"
 	"fmt"
-	"google.golang.org/protobuf/encoding/protowire"
 	"log/slog"
 	"strings"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
@@ -191,8 +192,12 @@ func (h handler) hit(ctx goka.Context, msg any) {
 		procutil.Skip(ctx, h.log, "hit without id, account or session", "hit", hit.GetId())
 		return
 	}
+	// The record is the hit's bytes behind a prefix, shared by every key:
+	// the hit is not encoded again for each.
+	raw, _ := msg.([]byte)
+	rec := hitInput(raw)
 	for _, k := range HitKeys(hit) {
-		procutil.Loopback(ctx, k, &livetabv1.AttributionInput{Item: &livetabv1.AttributionInput_Hit{Hit: hit}})
+		ctx.Loopback(k, rec)
 	}
 }
 
@@ -239,25 +244,50 @@ func (h handler) tick(ctx goka.Context, msg any) {
 
 // loop dispatches a looped record by its key's namespace.
 func (h handler) loop(ctx goka.Context, msg any) {
+	key := ctx.Key()
+	// The most frequent record, a hit to a match key, keeps the hit's
+	// bytes as they came: only the hit is decoded, never encoded again.
+	if m := keyMethod(key); m != livetabv1.MatchMethod_MATCH_METHOD_UNSPECIFIED {
+		if raw, ok := msg.([]byte); ok {
+			if hitRaw, ok := inputHit(raw); ok {
+				hit, ok := procutil.Decode[livetabv1.Hit](ctx, h.log, hitRaw)
+				if ok {
+					h.match(ctx, m, nil, newMatchHit(m, hit, hitRaw))
+				}
+				return
+			}
+		}
+	}
 	in, ok := procutil.Decode[livetabv1.AttributionInput](ctx, h.log, msg)
 	if !ok {
 		return
 	}
-	key := ctx.Key()
 	switch m := keyMethod(key); {
 	case timers.IsKey(key):
 		h.timer(ctx, in)
 	case strings.HasPrefix(key, appPrefix):
 		h.app(ctx, in)
 	case m != livetabv1.MatchMethod_MATCH_METHOD_UNSPECIFIED:
-		h.match(ctx, m, in)
+		var hit *livetabv1.MatchHit
+		if in.GetHit() != nil {
+			// An input that inputHit does not read as a hit alone (a
+			// hit in several parts), encoded again as one.
+			raw, err := proto.Marshal(in.GetHit())
+			if err != nil {
+				procutil.Skip(ctx, h.log, "looped hit does not encode", "error", err)
+				return
+			}
+			hit = newMatchHit(m, in.GetHit(), raw)
+		}
+		h.match(ctx, m, in, hit)
 	default:
 		procutil.Skip(ctx, h.log, "attribution input for a key of no known namespace")
 	}
 }
 
-// match applies a hit, an install or a clean-up timer to a match key.
-func (h handler) match(ctx goka.Context, m livetabv1.MatchMethod, in *livetabv1.AttributionInput) {
+// match applies a hit (hit, in is then ignored), an install or a clean-up
+// timer (in) to a match key.
+func (h handler) match(ctx goka.Context, m livetabv1.MatchMethod, in *livetabv1.AttributionInput, hit *livetabv1.MatchHit) {
 	v := state(ctx)
 	if v.GetState() != nil && v.GetMatch() == nil {
 		procutil.Skip(ctx, h.log, "match key holds another state")
@@ -272,8 +302,8 @@ func (h handler) match(ctx goka.Context, m livetabv1.MatchMethod, in *livetabv1.
 		out     []*livetabv1.Candidate
 	)
 	switch {
-	case in.GetHit() != nil:
-		changed, out = OnMatchHit(h.cfg, m, st, in.GetHit())
+	case hit != nil:
+		changed, out = onMatchHit(h.cfg, m, st, hit)
 	case in.GetEvent() != nil:
 		var c *livetabv1.Candidate
 		changed, c = OnMatchInstall(h.cfg, m, st, in.GetEvent())
@@ -452,4 +482,31 @@ func installLikeRecord(raw []byte) bool {
 		}
 	}
 	return InstallLike(string(name))
+}
+
+// inputHitField is livetabv1.AttributionInput's hit field number.
+const inputHitField = 1
+
+// hitInput is the encoded AttributionInput holding the encoded Hit raw:
+// the tag of its hit field and raw's length followed by raw.
+func hitInput(raw []byte) []byte {
+	b := make([]byte, 0, protowire.SizeTag(inputHitField)+protowire.SizeBytes(len(raw)))
+	b = protowire.AppendTag(b, inputHitField, protowire.BytesType)
+	return protowire.AppendBytes(b, raw)
+}
+
+// inputHit is the encoded Hit of rec when rec is an AttributionInput that
+// holds a hit field and nothing else, as hitInput builds it: rec decodes
+// then exactly as the hit does. Any other record is not ok, left to the
+// full decode.
+func inputHit(rec []byte) ([]byte, bool) {
+	num, typ, n := protowire.ConsumeTag(rec)
+	if n < 0 || num != inputHitField || typ != protowire.BytesType {
+		return nil, false
+	}
+	v, m := protowire.ConsumeBytes(rec[n:])
+	if m < 0 || n+m != len(rec) {
+		return nil, false
+	}
+	return v, true
 }

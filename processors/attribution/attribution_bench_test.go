@@ -149,3 +149,27 @@ func BenchmarkProcessorInAppEvent(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkLoopMatchHit is the loop callback on one fingerprint key in
+// steady state: the key holds attribution.MaxHits hits (and a pending
+// clean-up), and each looped hit is stored, pushes out the oldest and
+// writes the state back.
+func BenchmarkLoopMatchHit(b *testing.B) {
+	tt := benchStart(b)
+	loop := string(topics.GroupLoop(topics.AttributionGroup))
+	key := "f:acct-0001:10.0.0.1|ios|17.4|iphone"
+	consume := func(i int) {
+		h := benchHit(i)
+		h.Request = benchRequest(1)
+		benchConsume(b, tt, goka.Stream(loop), key, &livetabv1.AttributionInput{Item: &livetabv1.AttributionInput_Hit{Hit: h}})
+	}
+	i := 0
+	for ; i < attribution.MaxHits; i++ {
+		consume(i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		consume(i)
+		i++
+	}
+}

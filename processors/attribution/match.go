@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/livetab/livetab/codecs/livetabv1"
 )
 
@@ -73,9 +75,49 @@ func compareNewestEvents(a, b *livetabv1.Event) int {
 // hit changes nothing but its candidates are sent again: the process that
 // first sent them may have stopped before they were written.
 func OnMatchHit(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, h *livetabv1.Hit) (bool, []*livetabv1.Candidate) {
+	raw, err := proto.Marshal(h)
+	if err != nil {
+		// Only a hit with a string that is not UTF-8 fails, which no
+		// decoded hit has.
+		return false, nil
+	}
+	return onMatchHit(cfg, m, st, newMatchHit(m, h, raw))
+}
+
+// newMatchHit is hit h, encoded as raw, as a key of method m keeps it.
+func newMatchHit(m livetabv1.MatchMethod, h *livetabv1.Hit, raw []byte) *livetabv1.MatchHit {
+	return &livetabv1.MatchHit{Id: h.GetId(), ReceivedUs: h.GetReceivedUs(), Account: h.GetAccount(), Match: hitMatch(m, h), Hit: raw}
+}
+
+// hitMatch is what method m compares of hit h (see Qualifies): its click
+// id, its device id or its fingerprint; empty when it has none.
+func hitMatch(m livetabv1.MatchMethod, h *livetabv1.Hit) string {
+	switch m {
+	case livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID:
+		return h.GetClickId()
+	case livetabv1.MatchMethod_MATCH_METHOD_DEVICE_ID:
+		return h.GetDeviceId()
+	case livetabv1.MatchMethod_MATCH_METHOD_FINGERPRINT:
+		// A fingerprint is never empty: it holds separators.
+		fp, _ := Fingerprint(h.GetRequest())
+		return fp
+	}
+	return ""
+}
+
+// compareMatchHits is CompareHits of kept hits.
+func compareMatchHits(a, b *livetabv1.MatchHit) int {
+	if c := cmp.Compare(b.GetReceivedUs(), a.GetReceivedUs()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.GetId(), b.GetId())
+}
+
+// onMatchHit is OnMatchHit of a hit as kept.
+func onMatchHit(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, h *livetabv1.MatchHit) (bool, []*livetabv1.Candidate) {
 	changed := false
-	if !slices.ContainsFunc(st.Hits, func(x *livetabv1.Hit) bool { return x.GetId() == h.GetId() }) {
-		i, _ := slices.BinarySearchFunc(st.Hits, h, CompareHits)
+	if !slices.ContainsFunc(st.Hits, func(x *livetabv1.MatchHit) bool { return x.GetId() == h.GetId() }) {
+		i, _ := slices.BinarySearchFunc(st.Hits, h, compareMatchHits)
 		st.Hits = slices.Insert(st.Hits, i, h)
 		n := size(st)
 		prune(cfg, m, st)
@@ -84,18 +126,49 @@ func OnMatchHit(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, h
 		// changed something only if it took others with it.
 		changed = kept || n-size(st) > 1
 	}
-	if !slices.ContainsFunc(st.Hits, func(x *livetabv1.Hit) bool { return x.GetId() == h.GetId() }) {
+	if !slices.ContainsFunc(st.Hits, func(x *livetabv1.MatchHit) bool { return x.GetId() == h.GetId() }) {
 		return changed, nil
 	}
 	var out []*livetabv1.Candidate
 	for _, e := range st.Installs {
-		if Qualifies(cfg, m, h, e) {
+		if qualifies(cfg, m, h, e, eventMatch(m, e)) {
 			if c := Best(cfg, m, st, e); c != nil {
 				out = append(out, c)
 			}
 		}
 	}
 	return changed, out
+}
+
+// eventMatch is what method m compares of install e with a hit's
+// hitMatch; device ids are compared one by one, so none for them.
+func eventMatch(m livetabv1.MatchMethod, e *livetabv1.Event) string {
+	switch m {
+	case livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID:
+		return e.GetClickId()
+	case livetabv1.MatchMethod_MATCH_METHOD_FINGERPRINT:
+		fp, _ := Fingerprint(e.GetRequest())
+		return fp
+	}
+	return ""
+}
+
+// qualifies is Qualifies of a kept hit, given eventMatch(m, e).
+func qualifies(cfg Config, m livetabv1.MatchMethod, h *livetabv1.MatchHit, e *livetabv1.Event, em string) bool {
+	if h.GetAccount() == "" || h.GetAccount() != e.GetAccount() || h.GetMatch() == "" {
+		return false
+	}
+	d := e.GetReceivedUs() - h.GetReceivedUs()
+	w := cfg.Window(m).Microseconds()
+	switch m {
+	case livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID:
+		return h.GetMatch() == em && d <= w && -d <= w
+	case livetabv1.MatchMethod_MATCH_METHOD_DEVICE_ID:
+		return slices.Contains(e.GetDeviceIds(), h.GetMatch()) && d >= 0 && d <= w
+	case livetabv1.MatchMethod_MATCH_METHOD_FINGERPRINT:
+		return h.GetMatch() == em && d >= 0 && d <= w
+	}
+	return false
 }
 
 // OnMatchInstall adds install-like event e to st, the state of a match key
@@ -119,12 +192,13 @@ func OnMatchInstall(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchStat
 // none does.
 func Best(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, e *livetabv1.Event) *livetabv1.Candidate {
 	var (
-		best *livetabv1.Hit
+		best *livetabv1.MatchHit
 		n    int32
 	)
+	em := eventMatch(m, e)
 	// Hits are kept in preference order: the first that qualifies wins.
 	for _, h := range st.Hits {
-		if Qualifies(cfg, m, h, e) {
+		if qualifies(cfg, m, h, e, em) {
 			if best == nil {
 				best = h
 			}
@@ -134,7 +208,13 @@ func Best(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, e *live
 	if best == nil {
 		return nil
 	}
-	c := &livetabv1.Candidate{Method: m, Hit: best, Event: e, WindowUs: cfg.Window(m).Microseconds()}
+	// Only the winner is parsed. Its bytes were a hit that decoded when
+	// the key kept it; a state corrupted since yields no candidate.
+	hit := &livetabv1.Hit{}
+	if err := proto.Unmarshal(best.GetHit(), hit); err != nil {
+		return nil
+	}
+	c := &livetabv1.Candidate{Method: m, Hit: hit, Event: e, WindowUs: cfg.Window(m).Microseconds()}
 	if m == livetabv1.MatchMethod_MATCH_METHOD_FINGERPRINT {
 		c.Candidates = n
 	}
@@ -160,7 +240,7 @@ func newest(st *livetabv1.MatchState) int64 {
 // arrives up to the grace period out of order may still need.
 func prune(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState) {
 	cut := newest(st) - (cfg.Window(m) + cfg.Grace).Microseconds()
-	hits := slices.IndexFunc(st.Hits, func(h *livetabv1.Hit) bool { return h.GetReceivedUs() < cut })
+	hits := slices.IndexFunc(st.Hits, func(h *livetabv1.MatchHit) bool { return h.GetReceivedUs() < cut })
 	if hits < 0 {
 		hits = len(st.Hits)
 	}

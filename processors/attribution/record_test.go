@@ -41,3 +41,113 @@ func TestInstallLikeRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestHitInput checks the loop record built around a hit's bytes against
+// the straightforward construction, and that inputHit reads back exactly
+// the records that decode as a hit alone.
+func TestHitInput(t *testing.T) {
+	hit := &livetabv1.Hit{
+		Id: "h1", Account: "a", ClickId: "c1", Session: "s", ReceivedUs: 42, DeviceId: "d",
+		Request: &livetabv1.Request{Ip: "10.0.0.1", Os: "ios", OsVersion: "17.4", Params: map[string]string{"utm": "x"}},
+	}
+	for _, raw := range [][]byte{mustMarshal(t, hit), nil, mustMarshal(t, &livetabv1.Hit{Id: string(make([]byte, 300))})} {
+		rec := hitInput(raw)
+		got, want := &livetabv1.AttributionInput{}, &livetabv1.AttributionInput{Item: &livetabv1.AttributionInput_Hit{Hit: &livetabv1.Hit{}}}
+		if err := proto.Unmarshal(raw, want.GetHit()); err != nil {
+			t.Fatal(err)
+		}
+		if err := proto.Unmarshal(rec, got); err != nil {
+			t.Fatalf("hitInput does not decode: %v", err)
+		}
+		if !proto.Equal(got, want) {
+			t.Errorf("hitInput decodes to %v, want %v", got, want)
+		}
+		if back, ok := inputHit(rec); !ok || string(back) != string(raw) {
+			t.Errorf("inputHit = %q, %v; want the hit's bytes", back, ok)
+		}
+	}
+	// Anything but one hit field is left to the full decode.
+	others := map[string][]byte{
+		"event":         mustMarshal(t, &livetabv1.AttributionInput{Item: &livetabv1.AttributionInput_Event{Event: &livetabv1.Event{Id: "e"}}}),
+		"hit then more": append(hitInput(mustMarshal(t, hit)), hitInput(mustMarshal(t, hit))...),
+		"truncated":     hitInput(mustMarshal(t, hit))[:10],
+		"empty":         nil,
+	}
+	for name, rec := range others {
+		if _, ok := inputHit(rec); ok {
+			t.Errorf("%s: inputHit read a hit alone", name)
+		}
+	}
+}
+
+// TestKeptHit checks what a match key keeps of a hit: the fields the
+// rules compare, beside the hit's bytes, which decode to the hit.
+func TestKeptHit(t *testing.T) {
+	hit := &livetabv1.Hit{
+		Id: "h1", Account: "a", ClickId: "c1", ReceivedUs: 42, DeviceId: "d",
+		Request: &livetabv1.Request{Ip: "10.0.0.1", Os: "iOS", OsVersion: "17_4_1", Device: "iPhone"},
+	}
+	raw := mustMarshal(t, hit)
+	for m, match := range map[livetabv1.MatchMethod]string{
+		livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID:    "c1",
+		livetabv1.MatchMethod_MATCH_METHOD_DEVICE_ID:   "d",
+		livetabv1.MatchMethod_MATCH_METHOD_FINGERPRINT: "10.0.0.1|ios|17.4|iphone",
+		livetabv1.MatchMethod_MATCH_METHOD_UNSPECIFIED: "",
+	} {
+		got := newMatchHit(m, hit, raw)
+		want := &livetabv1.MatchHit{Id: "h1", ReceivedUs: 42, Account: "a", Match: match, Hit: raw}
+		if !proto.Equal(got, want) {
+			t.Errorf("%v: kept %v, want %v", m, got, want)
+		}
+		back := &livetabv1.Hit{}
+		if err := proto.Unmarshal(got.GetHit(), back); err != nil || !proto.Equal(back, hit) {
+			t.Errorf("%v: kept bytes decode to %v (%v), want the hit", m, back, err)
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestQualifiesKept checks that a kept hit qualifies exactly when the hit
+// does (Qualifies), for every method and combination below.
+func TestQualifiesKept(t *testing.T) {
+	cfg := Config{}.WithDefaults()
+	reqs := []*livetabv1.Request{nil, {Ip: "1.2.3.4", Os: "ios", OsVersion: "17.4"}, {Ip: "1.2.3.4", Os: "iOS", OsVersion: "17_4_2"}, {Ip: "1.2.3.5", Os: "ios"}}
+	var hits []*livetabv1.Hit
+	var events []*livetabv1.Event
+	for _, acct := range []string{"", "a", "b"} {
+		for _, id := range []string{"", "x", "y"} {
+			for _, r := range reqs {
+				for _, at := range []int64{0, 1e6, cfg.FingerprintWindow.Microseconds() + 2e6, cfg.ClickWindow.Microseconds() + 2e6} {
+					hits = append(hits, &livetabv1.Hit{Id: "h", Account: acct, ClickId: id, DeviceId: id, Request: r, ReceivedUs: at})
+					events = append(events, &livetabv1.Event{Id: "e", Account: acct, ClickId: id, DeviceIds: []string{"z", id}, Request: r, ReceivedUs: at})
+				}
+			}
+		}
+	}
+	for m := range livetabv1.MatchMethod(4) {
+		n := 0
+		for _, h := range hits {
+			kept := newMatchHit(m, h, nil)
+			for _, e := range events {
+				want := Qualifies(cfg, m, h, e)
+				if got := qualifies(cfg, m, kept, e, eventMatch(m, e)); got != want {
+					t.Fatalf("%v: kept hit %v for %v qualifies %v, want %v", m, h, e, got, want)
+				}
+				if want {
+					n++
+				}
+			}
+		}
+		if m != livetabv1.MatchMethod_MATCH_METHOD_UNSPECIFIED && n == 0 {
+			t.Errorf("%v: no pair qualifies: the test compares nothing", m)
+		}
+	}
+}
