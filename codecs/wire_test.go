@@ -479,7 +479,10 @@ func TestCheckError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := c.Check(tt.raw)
-			if err == nil || err.Error() != tt.want {
+			// The protobuf module writes "proto:" with a plain or a
+			// non-breaking space, chosen per build, so that nobody matches
+			// its messages exactly; compare with a plain one.
+			if err == nil || strings.ReplaceAll(err.Error(), "\u00a0", " ") != tt.want {
 				t.Fatalf("Check(%x) = %v, want %q", tt.raw, err, tt.want)
 			}
 			if !errors.Is(err, codecs.ErrDecode) {
