@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
 )
 
@@ -19,57 +20,13 @@ import (
 // fields in number order, proto3 scalars only when they are not zero, map
 // entries with both key and value; only the order of map entries differs,
 // which proto.Marshal does not fix either. wire_test.go checks them against
-// proto.Marshal and fails when the messages gain a field.
+// proto.Marshal and fails when the messages gain a field; the field numbers
+// are codecs' (codecs/fields.go).
 
 // errWireUTF8 is what the encoders return for a string that is not UTF-8,
 // as proto.Marshal refuses it. The collector checks or cleans every string
 // before, so it means a bug.
 var errWireUTF8 = errors.New("string field is not valid UTF-8")
-
-// Field numbers of livetab.v1.Request.
-const (
-	requestIP             protowire.Number = 1
-	requestUserAgent      protowire.Number = 2
-	requestReferrer       protowire.Number = 3
-	requestAcceptLanguage protowire.Number = 4
-	requestParams         protowire.Number = 5
-	requestOS             protowire.Number = 6
-	requestOSVersion      protowire.Number = 7
-	requestDevice         protowire.Number = 8
-	requestBrowser        protowire.Number = 9
-)
-
-// Field numbers of livetab.v1.Hit.
-const (
-	hitID          protowire.Number = 1
-	hitAccount     protowire.Number = 2
-	hitLink        protowire.Number = 3
-	hitCampaign    protowire.Number = 4
-	hitClickID     protowire.Number = 5
-	hitSession     protowire.Number = 6
-	hitReceivedUs  protowire.Number = 7
-	hitRequest     protowire.Number = 8
-	hitDestination protowire.Number = 9
-	hitPlatform    protowire.Number = 10
-	hitDeviceID    protowire.Number = 11
-	hitDeepLink    protowire.Number = 12
-)
-
-// Field numbers of livetab.v1.Event.
-const (
-	eventID         protowire.Number = 1
-	eventAccount    protowire.Number = 2
-	eventSession    protowire.Number = 3
-	eventName       protowire.Number = 4
-	eventTimeUs     protowire.Number = 5
-	eventReceivedUs protowire.Number = 6
-	eventPlatform   protowire.Number = 7
-	eventAppVersion protowire.Number = 8
-	eventDeviceIDs  protowire.Number = 9
-	eventClickID    protowire.Number = 10
-	eventParams     protowire.Number = 11
-	eventRequest    protowire.Number = 12
-)
 
 // wireWriter appends fields to b and remembers whether a string was not
 // UTF-8.
@@ -146,15 +103,15 @@ func appendRequest(b []byte, r *livetabv1.Request) ([]byte, error) {
 }
 
 func (w *wireWriter) request(r *livetabv1.Request) {
-	w.str(requestIP, r.GetIp())
-	w.str(requestUserAgent, r.GetUserAgent())
-	w.str(requestReferrer, r.GetReferrer())
-	w.str(requestAcceptLanguage, r.GetAcceptLanguage())
-	w.strMap(requestParams, r.GetParams())
-	w.str(requestOS, r.GetOs())
-	w.str(requestOSVersion, r.GetOsVersion())
-	w.str(requestDevice, r.GetDevice())
-	w.str(requestBrowser, r.GetBrowser())
+	w.str(codecs.RequestIP, r.GetIp())
+	w.str(codecs.RequestUserAgent, r.GetUserAgent())
+	w.str(codecs.RequestReferrer, r.GetReferrer())
+	w.str(codecs.RequestAcceptLanguage, r.GetAcceptLanguage())
+	w.strMap(codecs.RequestParams, r.GetParams())
+	w.str(codecs.RequestOS, r.GetOs())
+	w.str(codecs.RequestOSVersion, r.GetOsVersion())
+	w.str(codecs.RequestDevice, r.GetDevice())
+	w.str(codecs.RequestBrowser, r.GetBrowser())
 }
 
 // requestSize is the length of r's encoding.
@@ -170,25 +127,25 @@ func requestSize(r *livetabv1.Request) int {
 // appendHit appends h's encoding, its Request included, to b.
 func appendHit(b []byte, h *livetabv1.Hit) ([]byte, error) {
 	w := wireWriter{b: b}
-	w.str(hitID, h.GetId())
-	w.str(hitAccount, h.GetAccount())
-	w.str(hitLink, h.GetLink())
-	w.str(hitCampaign, h.GetCampaign())
-	w.str(hitClickID, h.GetClickId())
-	w.str(hitSession, h.GetSession())
-	w.varint(hitReceivedUs, h.GetReceivedUs())
+	w.str(codecs.HitID, h.GetId())
+	w.str(codecs.HitAccount, h.GetAccount())
+	w.str(codecs.HitLink, h.GetLink())
+	w.str(codecs.HitCampaign, h.GetCampaign())
+	w.str(codecs.HitClickID, h.GetClickId())
+	w.str(codecs.HitSession, h.GetSession())
+	w.varint(codecs.HitReceivedUs, h.GetReceivedUs())
 	if r := h.GetRequest(); r != nil {
 		// The Request's length comes first: write it after, then move it
 		// behind its tag and length.
-		w.b = protowire.AppendTag(w.b, hitRequest, protowire.BytesType)
+		w.b = protowire.AppendTag(w.b, codecs.HitRequest, protowire.BytesType)
 		mark := len(w.b)
 		w.request(r)
 		w.b = insertLength(w.b, mark)
 	}
-	w.str(hitDestination, h.GetDestination())
-	w.varint(hitPlatform, int64(h.GetPlatform()))
-	w.str(hitDeviceID, h.GetDeviceId())
-	w.str(hitDeepLink, h.GetDeepLink())
+	w.str(codecs.HitDestination, h.GetDestination())
+	w.varint(codecs.HitPlatform, int64(h.GetPlatform()))
+	w.str(codecs.HitDeviceID, h.GetDeviceId())
+	w.str(codecs.HitDeepLink, h.GetDeepLink())
 	return w.result()
 }
 
@@ -236,21 +193,21 @@ func sizeStrNonZero(s string) int {
 // ev's own Request is ignored.
 func appendEvent(b []byte, ev *livetabv1.Event, request []byte) ([]byte, error) {
 	w := wireWriter{b: b}
-	w.str(eventID, ev.GetId())
-	w.str(eventAccount, ev.GetAccount())
-	w.str(eventSession, ev.GetSession())
-	w.str(eventName, ev.GetName())
-	w.varint(eventTimeUs, ev.GetTimeUs())
-	w.varint(eventReceivedUs, ev.GetReceivedUs())
-	w.varint(eventPlatform, int64(ev.GetPlatform()))
-	w.str(eventAppVersion, ev.GetAppVersion())
+	w.str(codecs.EventID, ev.GetId())
+	w.str(codecs.EventAccount, ev.GetAccount())
+	w.str(codecs.EventSession, ev.GetSession())
+	w.str(codecs.EventName, ev.GetName())
+	w.varint(codecs.EventTimeUs, ev.GetTimeUs())
+	w.varint(codecs.EventReceivedUs, ev.GetReceivedUs())
+	w.varint(codecs.EventPlatform, int64(ev.GetPlatform()))
+	w.str(codecs.EventAppVersion, ev.GetAppVersion())
 	for _, d := range ev.GetDeviceIds() {
-		w.strAlways(eventDeviceIDs, d)
+		w.strAlways(codecs.EventDeviceIDs, d)
 	}
-	w.str(eventClickID, ev.GetClickId())
-	w.strMap(eventParams, ev.GetParams())
+	w.str(codecs.EventClickID, ev.GetClickId())
+	w.strMap(codecs.EventParams, ev.GetParams())
 	if request != nil {
-		w.message(eventRequest, request)
+		w.message(codecs.EventRequest, request)
 	}
 	return w.result()
 }

@@ -452,9 +452,6 @@ func loopTimer(ctx goka.Context, l timers.Loop) {
 	procutil.Loopback(ctx, l.Key, &livetabv1.AttributionInput{Item: &livetabv1.AttributionInput_Timer{Timer: l.Timer}})
 }
 
-// eventNameField is livetabv1.Event's name field number.
-const eventNameField = 4
-
 // installLikeRecord reports whether an encoded Event may be install-like:
 // false only when the record parses and its name (the last occurrence, as
 // protobuf decodes it) is not install-like. A record that does not parse
@@ -467,7 +464,7 @@ func installLikeRecord(raw []byte) bool {
 			return true
 		}
 		raw = raw[n:]
-		if num == eventNameField && typ == protowire.BytesType {
+		if num == codecs.EventName && typ == protowire.BytesType {
 			v, m := protowire.ConsumeBytes(raw)
 			if m < 0 {
 				return true
@@ -484,14 +481,11 @@ func installLikeRecord(raw []byte) bool {
 	return InstallLike(string(name))
 }
 
-// inputHitField is livetabv1.AttributionInput's hit field number.
-const inputHitField = 1
-
 // hitInput is the encoded AttributionInput holding the encoded Hit raw:
 // the tag of its hit field and raw's length followed by raw.
 func hitInput(raw []byte) []byte {
-	b := make([]byte, 0, protowire.SizeTag(inputHitField)+protowire.SizeBytes(len(raw)))
-	b = protowire.AppendTag(b, inputHitField, protowire.BytesType)
+	b := make([]byte, 0, protowire.SizeTag(codecs.AttributionInputHit)+protowire.SizeBytes(len(raw)))
+	b = protowire.AppendTag(b, codecs.AttributionInputHit, protowire.BytesType)
 	return protowire.AppendBytes(b, raw)
 }
 
@@ -501,7 +495,7 @@ func hitInput(raw []byte) []byte {
 // full decode.
 func inputHit(rec []byte) ([]byte, bool) {
 	num, typ, n := protowire.ConsumeTag(rec)
-	if n < 0 || num != inputHitField || typ != protowire.BytesType {
+	if n < 0 || num != codecs.AttributionInputHit || typ != protowire.BytesType {
 		return nil, false
 	}
 	v, m := protowire.ConsumeBytes(rec[n:])

@@ -99,24 +99,19 @@ type handler struct {
 // The inputs are looped to their account as they came: a ViewInput whose
 // item is a message field is, on the wire, that field's tag and length and
 // the message's own bytes, so the loop record is built around the input
-// record without decoding and encoding it again. The field numbers are
-// ViewInput's (codecs/proto/livetab/v1/livetab.proto).
-const (
-	viewInputHit        protowire.Number = 1
-	viewInputEvent      protowire.Number = 2
-	viewInputConversion protowire.Number = 3
-)
+// record without decoding and encoding it again, with ViewInput's field
+// numbers (codecs.ViewInputHit, ...).
 
 func (h handler) hit(ctx goka.Context, msg any) {
-	h.forward(ctx, livetabv1.Kind_KIND_HIT, viewInputHit, msg)
+	h.forward(ctx, livetabv1.Kind_KIND_HIT, codecs.ViewInputHit, msg)
 }
 
 func (h handler) event(ctx goka.Context, msg any) {
-	h.forward(ctx, livetabv1.Kind_KIND_EVENT, viewInputEvent, msg)
+	h.forward(ctx, livetabv1.Kind_KIND_EVENT, codecs.ViewInputEvent, msg)
 }
 
 func (h handler) conversion(ctx goka.Context, msg any) {
-	h.forward(ctx, livetabv1.Kind_KIND_CONVERSION, viewInputConversion, msg)
+	h.forward(ctx, livetabv1.Kind_KIND_CONVERSION, codecs.ViewInputConversion, msg)
 }
 
 // forward loops an input record (msg, raw bytes of a Hit, Event or

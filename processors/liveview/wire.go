@@ -14,57 +14,19 @@ import (
 // The loop reads its records and writes the items it emits with protowire,
 // so that a hit or event, the bulk of the traffic, is never decoded into a
 // message nor encoded from one: its bytes go from the loop record into the
-// view item as they came. The field numbers below are those of
-// codecs/proto/livetab/v1/livetab.proto (TestFieldNumbers checks them).
+// view item as they came. The field numbers are codecs' (codecs/fields.go).
 
-// Fields of ViewItem.
-const (
-	itemCursor        protowire.Number = 1
-	itemAccount       protowire.Number = 2
-	itemKind          protowire.Number = 3
-	itemSession       protowire.Number = 4
-	itemReceivedUs    protowire.Number = 5
-	itemConvertedWith protowire.Number = 6
-	itemCounters      protowire.Number = 7
-	itemEmittedUs     protowire.Number = 8
-	itemHit           protowire.Number = 10
-	itemEvent         protowire.Number = 11
-	itemConversion    protowire.Number = 12
-)
+// listEntry is the field of AccountState.MarkableItems and
+// AccountState.PendingMarks that holds their entries: nextEntry and
+// appendEntry read and write both lists alike.
+const listEntry = codecs.AccountStateMarkableItemsItems
 
-// Fields of Hit, Event, Conversion, ConvertedWith, Counters and of the
-// state's lists that the loop reads or writes.
-const (
-	payloadID      protowire.Number = 1 // Hit, Event, Conversion
-	payloadAccount protowire.Number = 2 // Hit, Event, Conversion
-
-	hitSession    protowire.Number = 6
-	hitReceivedUs protowire.Number = 7
-
-	eventSession    protowire.Number = 3
-	eventName       protowire.Number = 4
-	eventReceivedUs protowire.Number = 6
-
-	conversionHitSession protowire.Number = 3
-	conversionAppSession protowire.Number = 4
-	conversionHitID      protowire.Number = 5
-	conversionEventID    protowire.Number = 6
-	conversionTimeUs     protowire.Number = 8
-	conversionMethod     protowire.Number = 9
-
-	convertedWithSession protowire.Number = 1
-	convertedWithMethod  protowire.Number = 2
-	convertedWithHitID   protowire.Number = 3
-	convertedWithTimeUs  protowire.Number = 4
-
-	countersHits        protowire.Number = 1
-	countersEvents      protowire.Number = 2
-	countersConversions protowire.Number = 3
-
-	// listEntry is the field of AccountState.MarkableItems and
-	// AccountState.PendingMarks that holds their entries.
-	listEntry protowire.Number = 1
-)
+// Both lists must hold their entries in the same field: this does not
+// compile otherwise (an index out of [0, 1)).
+func _() {
+	var x [1]struct{}
+	_ = x[listEntry-codecs.AccountStatePendingMarksMarks]
+}
 
 // Input is one loop record as Apply reads it: the kind of its payload, the
 // few fields Apply needs, and the payload itself, still encoded, which the
@@ -112,7 +74,7 @@ func ReadInput(data []byte) (Input, error) {
 		if err != nil {
 			return Input{}, err
 		}
-		if (num == viewInputHit || num == viewInputEvent || num == viewInputConversion) && typ == protowire.BytesType {
+		if (num == codecs.ViewInputHit || num == codecs.ViewInputEvent || num == codecs.ViewInputConversion) && typ == protowire.BytesType {
 			v, _ := protowire.ConsumeBytes(b[:n])
 			if num == field {
 				// A message field met twice is the two merged, as
@@ -127,11 +89,11 @@ func ReadInput(data []byte) (Input, error) {
 		b = b[n:]
 	}
 	switch field {
-	case viewInputHit:
+	case codecs.ViewInputHit:
 		return readHitOrEvent(livetabv1.Kind_KIND_HIT, payload), nil
-	case viewInputEvent:
+	case codecs.ViewInputEvent:
 		return readHitOrEvent(livetabv1.Kind_KIND_EVENT, payload), nil
-	case viewInputConversion:
+	case codecs.ViewInputConversion:
 		c := &livetabv1.Conversion{}
 		if err := proto.Unmarshal(payload, c); err != nil {
 			// Checked already: this does not happen.
@@ -146,9 +108,9 @@ func ReadInput(data []byte) (Input, error) {
 // readHitOrEvent reads what Input holds of payload, a Hit or an Event by
 // kind, checked already.
 func readHitOrEvent(kind livetabv1.Kind, payload []byte) Input {
-	session, received := hitSession, hitReceivedUs
+	id, account, session, received := codecs.HitID, codecs.HitAccount, codecs.HitSession, codecs.HitReceivedUs
 	if kind == livetabv1.Kind_KIND_EVENT {
-		session, received = eventSession, eventReceivedUs
+		id, account, session, received = codecs.EventID, codecs.EventAccount, codecs.EventSession, codecs.EventReceivedUs
 	}
 	in := Input{Kind: kind, Payload: payload}
 	// The payload checked, only its framing is read; the last occurrence
@@ -157,14 +119,14 @@ func readHitOrEvent(kind livetabv1.Kind, payload []byte) Input {
 		num, typ, n := protowire.ConsumeTag(b)
 		b = b[n:]
 		switch {
-		case typ == protowire.BytesType && (num == payloadID || num == payloadAccount || num == session ||
-			(num == eventName && kind == livetabv1.Kind_KIND_EVENT)):
+		case typ == protowire.BytesType && (num == id || num == account || num == session ||
+			(num == codecs.EventName && kind == livetabv1.Kind_KIND_EVENT)):
 			v, n := protowire.ConsumeBytes(b)
 			b = b[n:]
 			switch num {
-			case payloadID:
+			case id:
 				in.ID = string(v)
-			case payloadAccount:
+			case account:
 				in.Account = string(v)
 			case session:
 				in.Session = string(v)
@@ -192,27 +154,27 @@ var viewInputChecker = sync.OnceValue(func() *codecs.Checker {
 // with (nil: none) and counters c, but without emitted_us: appendEmitted
 // adds it, last, so that the state can keep the item without it.
 func appendItem(b []byte, cursor uint64, in *Input, with *livetabv1.ConvertedWith, c *livetabv1.Counters) []byte {
-	b = appendVarintField(b, itemCursor, cursor)
-	b = appendStringField(b, itemAccount, in.Account)
-	b = appendVarintField(b, itemKind, uint64(in.Kind))
-	b = appendStringField(b, itemSession, in.Session)
-	b = appendVarintField(b, itemReceivedUs, uint64(in.ReceivedUs))
+	b = appendVarintField(b, codecs.ViewItemCursor, cursor)
+	b = appendStringField(b, codecs.ViewItemAccount, in.Account)
+	b = appendVarintField(b, codecs.ViewItemKind, uint64(in.Kind))
+	b = appendStringField(b, codecs.ViewItemSession, in.Session)
+	b = appendVarintField(b, codecs.ViewItemReceivedUs, uint64(in.ReceivedUs))
 	if with != nil {
 		b = appendConvertedWith(b, with)
 	}
 	// Counters are a message: present, if empty, whenever set.
-	b = protowire.AppendTag(b, itemCounters, protowire.BytesType)
+	b = protowire.AppendTag(b, codecs.ViewItemCounters, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(countersSize(c)))
-	b = appendVarintField(b, countersHits, c.GetHits())
-	b = appendVarintField(b, countersEvents, c.GetEvents())
-	b = appendVarintField(b, countersConversions, c.GetConversions())
+	b = appendVarintField(b, codecs.CountersHits, c.GetHits())
+	b = appendVarintField(b, codecs.CountersEvents, c.GetEvents())
+	b = appendVarintField(b, codecs.CountersConversions, c.GetConversions())
 	// The payload is a message of the oneof: present, if empty.
-	field := itemHit
+	field := codecs.ViewItemHit
 	switch in.Kind {
 	case livetabv1.Kind_KIND_EVENT:
-		field = itemEvent
+		field = codecs.ViewItemEvent
 	case livetabv1.Kind_KIND_CONVERSION:
-		field = itemConversion
+		field = codecs.ViewItemConversion
 	}
 	b = protowire.AppendTag(b, field, protowire.BytesType)
 	return protowire.AppendBytes(b, in.Payload)
@@ -231,7 +193,7 @@ func itemSizeBound(in *Input, with *livetabv1.ConvertedWith) int {
 
 // appendEmitted appends ViewItem.emitted_us.
 func appendEmitted(b []byte, nowUs int64) []byte {
-	return appendVarintField(b, itemEmittedUs, uint64(nowUs))
+	return appendVarintField(b, codecs.ViewItemEmittedUs, uint64(nowUs))
 }
 
 // remark is a stored markable item (encoded without emitted_us and without
@@ -245,12 +207,12 @@ func remark(stored []byte, with *livetabv1.ConvertedWith, nowUs int64) []byte {
 }
 
 func appendConvertedWith(b []byte, w *livetabv1.ConvertedWith) []byte {
-	b = protowire.AppendTag(b, itemConvertedWith, protowire.BytesType)
+	b = protowire.AppendTag(b, codecs.ViewItemConvertedWith, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(convertedWithSize(w)))
-	b = appendStringField(b, convertedWithSession, w.GetSession())
-	b = appendVarintField(b, convertedWithMethod, uint64(w.GetMethod()))
-	b = appendStringField(b, convertedWithHitID, w.GetHitId())
-	return appendVarintField(b, convertedWithTimeUs, uint64(w.GetTimeUs()))
+	b = appendStringField(b, codecs.ConvertedWithSession, w.GetSession())
+	b = appendVarintField(b, codecs.ConvertedWithMethod, uint64(w.GetMethod()))
+	b = appendStringField(b, codecs.ConvertedWithHitID, w.GetHitId())
+	return appendVarintField(b, codecs.ConvertedWithTimeUs, uint64(w.GetTimeUs()))
 }
 
 func convertedWithSize(w *livetabv1.ConvertedWith) int {
@@ -349,9 +311,9 @@ func readStoredItem(b []byte) storedItem {
 		}
 		b = b[n:]
 		switch {
-		case num == itemCursor && typ == protowire.VarintType:
+		case num == codecs.ViewItemCursor && typ == protowire.VarintType:
 			it.cursor, n = protowire.ConsumeVarint(b)
-		case num == itemEvent && typ == protowire.BytesType:
+		case num == codecs.ViewItemEvent && typ == protowire.BytesType:
 			event, n = protowire.ConsumeBytes(b)
 		default:
 			n = protowire.ConsumeFieldValue(num, typ, b)
@@ -368,9 +330,9 @@ func readStoredItem(b []byte) storedItem {
 		}
 		event = event[n:]
 		switch {
-		case num == payloadID && typ == protowire.BytesType:
+		case num == codecs.EventID && typ == protowire.BytesType:
 			it.eventID, n = protowire.ConsumeBytes(event)
-		case num == eventSession && typ == protowire.BytesType:
+		case num == codecs.EventSession && typ == protowire.BytesType:
 			it.session, n = protowire.ConsumeBytes(event)
 		default:
 			n = protowire.ConsumeFieldValue(num, typ, event)
@@ -404,24 +366,24 @@ func readPendingMark(b []byte) pendingMark {
 			var v []byte
 			v, n = protowire.ConsumeBytes(b)
 			switch num {
-			case payloadID:
+			case codecs.ConversionID:
 				m.id = v
-			case conversionAppSession:
+			case codecs.ConversionAppSession:
 				m.appSession = v
-			case conversionEventID:
+			case codecs.ConversionEventID:
 				m.eventID = v
-			case conversionHitSession:
+			case codecs.ConversionHitSession:
 				m.hitSession = v
-			case conversionHitID:
+			case codecs.ConversionHitID:
 				m.hitID = v
 			}
 		case protowire.VarintType:
 			var v uint64
 			v, n = protowire.ConsumeVarint(b)
 			switch num {
-			case conversionMethod:
+			case codecs.ConversionMethod:
 				m.method = livetabv1.MatchMethod(int32(v))
-			case conversionTimeUs:
+			case codecs.ConversionTimeUs:
 				m.timeUs = int64(v)
 			}
 		default:
@@ -441,13 +403,13 @@ func appendPendingMark(pending []byte, c *livetabv1.Conversion) []byte {
 	size := stringFieldSize(c.GetId()) + stringFieldSize(c.GetHitSession()) + stringFieldSize(c.GetAppSession()) +
 		stringFieldSize(c.GetHitId()) + stringFieldSize(c.GetEventId()) + varintFieldSize(uint64(c.GetTimeUs())) +
 		varintFieldSize(uint64(c.GetMethod()))
-	b := protowire.AppendTag(pending, listEntry, protowire.BytesType)
+	b := protowire.AppendTag(pending, codecs.AccountStatePendingMarksMarks, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(size))
-	b = appendStringField(b, payloadID, c.GetId())
-	b = appendStringField(b, conversionHitSession, c.GetHitSession())
-	b = appendStringField(b, conversionAppSession, c.GetAppSession())
-	b = appendStringField(b, conversionHitID, c.GetHitId())
-	b = appendStringField(b, conversionEventID, c.GetEventId())
-	b = appendVarintField(b, conversionTimeUs, uint64(c.GetTimeUs()))
-	return appendVarintField(b, conversionMethod, uint64(c.GetMethod()))
+	b = appendStringField(b, codecs.ConversionID, c.GetId())
+	b = appendStringField(b, codecs.ConversionHitSession, c.GetHitSession())
+	b = appendStringField(b, codecs.ConversionAppSession, c.GetAppSession())
+	b = appendStringField(b, codecs.ConversionHitID, c.GetHitId())
+	b = appendStringField(b, codecs.ConversionEventID, c.GetEventId())
+	b = appendVarintField(b, codecs.ConversionTimeUs, uint64(c.GetTimeUs()))
+	return appendVarintField(b, codecs.ConversionMethod, uint64(c.GetMethod()))
 }

@@ -15,25 +15,7 @@ import (
 // into a message nor encoded from one. A TimelineEntry holding a hit or an
 // event is the tag of its oneof field and the length of the record followed
 // by the record itself, so the entry is the record's bytes behind a prefix.
-// The field numbers below are those of codecs/proto/livetab/v1/livetab.proto
-// (TestFieldNumbers checks them).
-
-// Fields of TimelineEntry.
-const (
-	entryHit   protowire.Number = 1
-	entryEvent protowire.Number = 2
-)
-
-// Fields of Hit and Event that the processor reads.
-const (
-	recordID      protowire.Number = 1 // Hit, Event
-	recordAccount protowire.Number = 2 // Hit, Event
-
-	hitReceivedUs protowire.Number = 7
-
-	eventTimeUs     protowire.Number = 5
-	eventReceivedUs protowire.Number = 6
-)
+// The field numbers are codecs' (codecs/fields.go).
 
 // Record is a hit's or an event's record as the processor reads it.
 type Record struct {
@@ -50,22 +32,25 @@ type Record struct {
 // the hit's id, account and received time. The Record shares no memory
 // with raw.
 func ReadHit(raw []byte) (Record, error) {
-	return readRecord(raw, entryHit)
+	return readRecord(raw, codecs.TimelineEntryHit)
 }
 
 // ReadEvent reads raw, an encoded Event, as ReadHit reads a hit: it reads
 // only the event's id, account, time and received time.
 func ReadEvent(raw []byte) (Record, error) {
-	return readRecord(raw, entryEvent)
+	return readRecord(raw, codecs.TimelineEntryEvent)
 }
 
-// readRecord reads raw, a Hit (field entryHit) or an Event (entryEvent), in
-// one pass: it checks every field, and keeps the last occurrence of those
-// it reads, as proto.Unmarshal does.
+// readRecord reads raw, a Hit (field codecs.TimelineEntryHit) or an Event
+// (codecs.TimelineEntryEvent), in one pass: it checks every field, and
+// keeps the last occurrence of those it reads, as proto.Unmarshal does.
 func readRecord(raw []byte, field protowire.Number) (Record, error) {
+	isEvent := field == codecs.TimelineEntryEvent
 	check, prefix, what := checkers().hit, "h:", "hit"
-	if field == entryEvent {
+	idField, accountField, receivedField := codecs.HitID, codecs.HitAccount, codecs.HitReceivedUs
+	if isEvent {
 		check, prefix, what = checkers().event, "e:", "event"
+		idField, accountField, receivedField = codecs.EventID, codecs.EventAccount, codecs.EventReceivedUs
 	}
 	var (
 		id, account       []byte
@@ -86,17 +71,17 @@ func readRecord(raw []byte, field protowire.Number) (Record, error) {
 		switch typ {
 		case protowire.BytesType:
 			switch num {
-			case recordID:
+			case idField:
 				id, _ = protowire.ConsumeBytes(b[:n])
-			case recordAccount:
+			case accountField:
 				account, _ = protowire.ConsumeBytes(b[:n])
 			}
 		case protowire.VarintType:
 			switch {
-			case field == entryHit && num == hitReceivedUs, field == entryEvent && num == eventReceivedUs:
+			case num == receivedField:
 				v, _ := protowire.ConsumeVarint(b[:n])
 				receiveUs = int64(v)
-			case field == entryEvent && num == eventTimeUs:
+			case isEvent && num == codecs.EventTimeUs:
 				v, _ := protowire.ConsumeVarint(b[:n])
 				timeUs = int64(v)
 			}
@@ -105,7 +90,7 @@ func readRecord(raw []byte, field protowire.Number) (Record, error) {
 	}
 	// EntryTime: an event's device time when it has one.
 	at := receiveUs
-	if field == entryEvent && timeUs > 0 {
+	if isEvent && timeUs > 0 {
 		at = timeUs
 	}
 	entry := make([]byte, 0, protowire.SizeTag(field)+protowire.SizeBytes(len(raw)))
