@@ -82,7 +82,14 @@ func runRestart(ctx context.Context, o *Options) (*Result, error) {
 	}()
 
 	var series []Point
-	point := func(phase string, prev *counters, prevSUT *usage, prevGen *usage, dt float64, t target) Point {
+	// Rates are per second of the time that really passed since the
+	// previous point: a lag sample can block for seconds while the
+	// broker compacts, and a fixed second would then inflate them.
+	lastPoint := time.Now()
+	point := func(phase string, prev *counters, prevSUT *usage, prevGen *usage, t target) Point {
+		now := time.Now()
+		dt := now.Sub(lastPoint).Seconds()
+		lastPoint = now
 		cur := ld.st.snapshot()
 		gen := selfUsage()
 		pt := Point{T: time.Since(begin).Seconds(), Phase: phase, Lag: lag.last.Load(),
@@ -105,6 +112,7 @@ func runRestart(ctx context.Context, o *Options) (*Result, error) {
 	wg.Go(func() { ld.run(loadCtx) })
 	prev, prevGen := ld.st.snapshot(), selfUsage()
 	prevSUT, _ := c.usage()
+	lastPoint = time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	interrupted := false
@@ -116,7 +124,7 @@ func runRestart(ctx context.Context, o *Options) (*Result, error) {
 		case <-tick.C:
 		}
 		lag.sample()
-		pt := point("fill", &prev, &prevSUT, &prevGen, 1, c)
+		pt := point("fill", &prev, &prevSUT, &prevGen, c)
 		series = append(series, pt)
 		filled := prev.HitsOK + prev.EventsOK
 		pw.statusf("filling: %s/%s items, %.0f/s, errors %.0f/s, lag %s, sut %.0f%% %.0fMB, gen %.0f%%",
@@ -163,7 +171,7 @@ func runRestart(ctx context.Context, o *Options) (*Result, error) {
 		case <-tick.C:
 		}
 		l, err := lag.sample()
-		pt := point("catch-up", &prev, &prevSUT, &prevGen, 1, c)
+		pt := point("catch-up", &prev, &prevSUT, &prevGen, c)
 		series = append(series, pt)
 		pw.statusf("processors catching up: %.0fs, lag %s (%v)", time.Since(catchBegin).Seconds(), human(l), err)
 		if err == nil && l <= int64(4*o.Partitions) {
