@@ -82,6 +82,25 @@ const (
 	AttributionInputHit protowire.Number = 1
 )
 
+// Fields of livetab.v1.MatchState and livetab.v1.MatchHit that are read or
+// written by number: each entry of a match key's hit_entries is encoded as
+// field hits.
+const (
+	MatchStateHits protowire.Number = 4
+
+	MatchHitID         protowire.Number = 1
+	MatchHitReceivedUs protowire.Number = 2
+	MatchHitAccount    protowire.Number = 3
+	MatchHitMatch      protowire.Number = 4
+	MatchHitHit        protowire.Number = 5
+)
+
+// Fields of livetab.v1.TimerState that are read or written by number:
+// each entry of a bucket's entries is encoded as field keys.
+const (
+	TimerStateKeys protowire.Number = 3
+)
+
 // Fields of livetab.v1.ConvertedWith.
 const (
 	ConvertedWithSession protowire.Number = 1

@@ -69,6 +69,13 @@ func TestFieldNumbers(t *testing.T) {
 		{&livetabv1.TimelineEntry{}, "event", codecs.TimelineEntryEvent},
 
 		{&livetabv1.AttributionInput{}, "hit", codecs.AttributionInputHit},
+		{&livetabv1.TimerState{}, "keys", codecs.TimerStateKeys},
+		{&livetabv1.MatchState{}, "hits", codecs.MatchStateHits},
+		{&livetabv1.MatchHit{}, "id", codecs.MatchHitID},
+		{&livetabv1.MatchHit{}, "received_us", codecs.MatchHitReceivedUs},
+		{&livetabv1.MatchHit{}, "account", codecs.MatchHitAccount},
+		{&livetabv1.MatchHit{}, "match", codecs.MatchHitMatch},
+		{&livetabv1.MatchHit{}, "hit", codecs.MatchHitHit},
 
 		{&livetabv1.ConvertedWith{}, "session", codecs.ConvertedWithSession},
 		{&livetabv1.ConvertedWith{}, "method", codecs.ConvertedWithMethod},

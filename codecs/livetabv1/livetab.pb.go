@@ -1333,9 +1333,16 @@ func (x *Candidate) GetWindowUs() int64 {
 // device id or fingerprint): its recent hits and the install-like events
 // that asked it, both newest first.
 type MatchState struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Hits     []*MatchHit            `protobuf:"bytes,4,rep,name=hits,proto3" json:"hits,omitempty"`
-	Installs []*Event               `protobuf:"bytes,2,rep,name=installs,proto3" json:"installs,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The hits as MatchHit messages: every read and write of the key parsed
+	// them all, several allocations each. Still read, when hit_entries is
+	// empty, from keys written so.
+	Hits []*MatchHit `protobuf:"bytes,4,rep,name=hits,proto3" json:"hits,omitempty"`
+	// The hits, newest first: back to back, each encoded as field hits (4)
+	// would be. Decoding the state is one copy; the rules read the few
+	// fields they compare in place, and a write copies the entries it keeps.
+	HitEntries []byte   `protobuf:"bytes,5,opt,name=hit_entries,json=hitEntries,proto3" json:"hit_entries,omitempty"`
+	Installs   []*Event `protobuf:"bytes,2,rep,name=installs,proto3" json:"installs,omitempty"`
 	// Due time of the key's pending clean-up timer; 0 when none is pending.
 	CleanupUs     int64 `protobuf:"varint,3,opt,name=cleanup_us,json=cleanupUs,proto3" json:"cleanup_us,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1375,6 +1382,13 @@ func (*MatchState) Descriptor() ([]byte, []int) {
 func (x *MatchState) GetHits() []*MatchHit {
 	if x != nil {
 		return x.Hits
+	}
+	return nil
+}
+
+func (x *MatchState) GetHitEntries() []byte {
+	if x != nil {
+		return x.HitEntries
 	}
 	return nil
 }
@@ -1877,12 +1891,19 @@ func (x *TimerSchedule) GetDueUs() int64 {
 
 // TimerState is a timer key's value: a partition key keeps the last tick
 // and the seconds of its non-empty buckets (sorted); a bucket key keeps the
-// keys scheduled in it.
+// keys scheduled in it, in the order they were scheduled.
 type TimerState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LastTickUs    int64                  `protobuf:"varint,1,opt,name=last_tick_us,json=lastTickUs,proto3" json:"last_tick_us,omitempty"`
-	Seconds       []int64                `protobuf:"varint,2,rep,packed,name=seconds,proto3" json:"seconds,omitempty"`
-	Keys          []string               `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	LastTickUs int64                  `protobuf:"varint,1,opt,name=last_tick_us,json=lastTickUs,proto3" json:"last_tick_us,omitempty"`
+	Seconds    []int64                `protobuf:"varint,2,rep,packed,name=seconds,proto3" json:"seconds,omitempty"`
+	// A bucket's keys as repeated strings: every schedule parsed and wrote
+	// them all, a cost that grew with the square of the keys per second.
+	// Still read (before entries) from buckets written so.
+	Keys []string `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	// A bucket's keys, back to back, each encoded as field keys (3) would
+	// be: a schedule appends one without parsing the others, and only a
+	// firing bucket parses them.
+	Entries       []byte `protobuf:"bytes,4,opt,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1934,6 +1955,13 @@ func (x *TimerState) GetSeconds() []int64 {
 func (x *TimerState) GetKeys() []string {
 	if x != nil {
 		return x.Keys
+	}
+	return nil
+}
+
+func (x *TimerState) GetEntries() []byte {
+	if x != nil {
+		return x.Entries
 	}
 	return nil
 }
@@ -2833,10 +2861,12 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\n" +
 	"candidates\x18\x04 \x01(\x05R\n" +
 	"candidates\x12\x1b\n" +
-	"\twindow_us\x18\x05 \x01(\x03R\bwindowUs\"\x8a\x01\n" +
+	"\twindow_us\x18\x05 \x01(\x03R\bwindowUs\"\xab\x01\n" +
 	"\n" +
 	"MatchState\x12(\n" +
-	"\x04hits\x18\x04 \x03(\v2\x14.livetab.v1.MatchHitR\x04hits\x12-\n" +
+	"\x04hits\x18\x04 \x03(\v2\x14.livetab.v1.MatchHitR\x04hits\x12\x1f\n" +
+	"\vhit_entries\x18\x05 \x01(\fR\n" +
+	"hitEntries\x12-\n" +
 	"\binstalls\x18\x02 \x03(\v2\x11.livetab.v1.EventR\binstalls\x12\x1d\n" +
 	"\n" +
 	"cleanup_us\x18\x03 \x01(\x03R\tcleanupUsJ\x04\b\x01\x10\x02\"}\n" +
@@ -2873,13 +2903,14 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\x02op\"8\n" +
 	"\rTimerSchedule\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x15\n" +
-	"\x06due_us\x18\x02 \x01(\x03R\x05dueUs\"\\\n" +
+	"\x06due_us\x18\x02 \x01(\x03R\x05dueUs\"v\n" +
 	"\n" +
 	"TimerState\x12 \n" +
 	"\flast_tick_us\x18\x01 \x01(\x03R\n" +
 	"lastTickUs\x12\x18\n" +
 	"\aseconds\x18\x02 \x03(\x03R\aseconds\x12\x12\n" +
-	"\x04keys\x18\x03 \x03(\tR\x04keys\"\x8a\x01\n" +
+	"\x04keys\x18\x03 \x03(\tR\x04keys\x12\x18\n" +
+	"\aentries\x18\x04 \x01(\fR\aentries\"\x8a\x01\n" +
 	"\rConvertedWith\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12/\n" +
 	"\x06method\x18\x02 \x01(\x0e2\x17.livetab.v1.MatchMethodR\x06method\x12\x15\n" +

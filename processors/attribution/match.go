@@ -105,34 +105,32 @@ func hitMatch(m livetabv1.MatchMethod, h *livetabv1.Hit) string {
 	return ""
 }
 
-// compareMatchHits is CompareHits of kept hits.
-func compareMatchHits(a, b *livetabv1.MatchHit) int {
-	if c := cmp.Compare(b.GetReceivedUs(), a.GetReceivedUs()); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.GetId(), b.GetId())
-}
-
 // onMatchHit is OnMatchHit of a hit as kept.
 func onMatchHit(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, h *livetabv1.MatchHit) (bool, []*livetabv1.Candidate) {
 	changed := false
-	if !slices.ContainsFunc(st.Hits, func(x *livetabv1.MatchHit) bool { return x.GetId() == h.GetId() }) {
-		i, _ := slices.BinarySearchFunc(st.Hits, h, compareMatchHits)
-		st.Hits = slices.Insert(st.Hits, i, h)
-		n := size(st)
-		prune(cfg, m, st)
-		kept := slices.Contains(st.Hits, h)
+	hits := keptHits(st)
+	k := keptOf(h)
+	hasID := func(x keptHit) bool { return string(x.id) == h.GetId() }
+	if !slices.ContainsFunc(hits, hasID) {
+		i, _ := slices.BinarySearchFunc(hits, k, compareKeptHits)
+		hits = slices.Insert(hits, i, k)
+		n := len(hits) + len(st.Installs)
+		hits = prune(cfg, m, st, hits)
+		kept := i < len(hits)
 		// Pruning drops the oldest, so a new hit that went at once
 		// changed something only if it took others with it.
-		changed = kept || n-size(st) > 1
+		changed = kept || n-(len(hits)+len(st.Installs)) > 1
+		if changed {
+			setKeptHits(st, hits)
+		}
 	}
-	if !slices.ContainsFunc(st.Hits, func(x *livetabv1.MatchHit) bool { return x.GetId() == h.GetId() }) {
+	if !slices.ContainsFunc(hits, hasID) {
 		return changed, nil
 	}
 	var out []*livetabv1.Candidate
 	for _, e := range st.Installs {
-		if qualifies(cfg, m, h, e, eventMatch(m, e)) {
-			if c := Best(cfg, m, st, e); c != nil {
+		if qualifies(cfg, m, k, e, eventMatch(m, e)) {
+			if c := best(cfg, m, hits, e); c != nil {
 				out = append(out, c)
 			}
 		}
@@ -154,19 +152,19 @@ func eventMatch(m livetabv1.MatchMethod, e *livetabv1.Event) string {
 }
 
 // qualifies is Qualifies of a kept hit, given eventMatch(m, e).
-func qualifies(cfg Config, m livetabv1.MatchMethod, h *livetabv1.MatchHit, e *livetabv1.Event, em string) bool {
-	if h.GetAccount() == "" || h.GetAccount() != e.GetAccount() || h.GetMatch() == "" {
+func qualifies(cfg Config, m livetabv1.MatchMethod, h keptHit, e *livetabv1.Event, em string) bool {
+	if len(h.account) == 0 || string(h.account) != e.GetAccount() || len(h.match) == 0 {
 		return false
 	}
-	d := e.GetReceivedUs() - h.GetReceivedUs()
+	d := e.GetReceivedUs() - h.receivedUs
 	w := cfg.Window(m).Microseconds()
 	switch m {
 	case livetabv1.MatchMethod_MATCH_METHOD_CLICK_ID:
-		return h.GetMatch() == em && d <= w && -d <= w
+		return string(h.match) == em && d <= w && -d <= w
 	case livetabv1.MatchMethod_MATCH_METHOD_DEVICE_ID:
-		return slices.Contains(e.GetDeviceIds(), h.GetMatch()) && d >= 0 && d <= w
+		return slices.ContainsFunc(e.GetDeviceIds(), func(id string) bool { return id == string(h.match) }) && d >= 0 && d <= w
 	case livetabv1.MatchMethod_MATCH_METHOD_FINGERPRINT:
-		return h.GetMatch() == em && d >= 0 && d <= w
+		return string(h.match) == em && d >= 0 && d <= w
 	}
 	return false
 }
@@ -180,9 +178,13 @@ func OnMatchInstall(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchStat
 	if !slices.ContainsFunc(st.Installs, func(x *livetabv1.Event) bool { return x.GetId() == e.GetId() }) {
 		i, _ := slices.BinarySearchFunc(st.Installs, e, compareNewestEvents)
 		st.Installs = slices.Insert(st.Installs, i, e)
-		n := size(st)
-		prune(cfg, m, st)
-		changed = slices.Contains(st.Installs, e) || n-size(st) > 1
+		hits := keptHits(st)
+		n := len(hits) + len(st.Installs)
+		pruned := prune(cfg, m, st, hits)
+		if len(pruned) < len(hits) {
+			setKeptHits(st, pruned)
+		}
+		changed = slices.Contains(st.Installs, e) || n-(len(pruned)+len(st.Installs)) > 1
 	}
 	return changed, Best(cfg, m, st, e)
 }
@@ -191,27 +193,33 @@ func OnMatchInstall(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchStat
 // winning qualifying hit and, for fingerprints, how many qualify. Nil when
 // none does.
 func Best(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, e *livetabv1.Event) *livetabv1.Candidate {
+	return best(cfg, m, keptHits(st), e)
+}
+
+// best is Best among hits, a match key's hits in preference order.
+func best(cfg Config, m livetabv1.MatchMethod, hits []keptHit, e *livetabv1.Event) *livetabv1.Candidate {
 	var (
-		best *livetabv1.MatchHit
-		n    int32
+		win   keptHit
+		found bool
+		n     int32
 	)
 	em := eventMatch(m, e)
 	// Hits are kept in preference order: the first that qualifies wins.
-	for _, h := range st.Hits {
+	for _, h := range hits {
 		if qualifies(cfg, m, h, e, em) {
-			if best == nil {
-				best = h
+			if !found {
+				win, found = h, true
 			}
 			n++
 		}
 	}
-	if best == nil {
+	if !found {
 		return nil
 	}
 	// Only the winner is parsed. Its bytes were a hit that decoded when
 	// the key kept it; a state corrupted since yields no candidate.
 	hit := &livetabv1.Hit{}
-	if err := proto.Unmarshal(best.GetHit(), hit); err != nil {
+	if err := proto.Unmarshal(win.hit, hit); err != nil {
 		return nil
 	}
 	c := &livetabv1.Candidate{Method: m, Hit: hit, Event: e, WindowUs: cfg.Window(m).Microseconds()}
@@ -221,14 +229,14 @@ func Best(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, e *live
 	return c
 }
 
-func size(st *livetabv1.MatchState) int { return len(st.Hits) + len(st.Installs) }
-
 // newest is the latest received time of st's hits and installs.
 func newest(st *livetabv1.MatchState) int64 {
-	var t int64
-	if len(st.Hits) > 0 {
-		t = st.Hits[0].GetReceivedUs()
-	}
+	return newestOf(firstHitUs(st), st)
+}
+
+// newestOf is newest of st, given the received time of its newest hit.
+func newestOf(hitUs int64, st *livetabv1.MatchState) int64 {
+	t := hitUs
 	if len(st.Installs) > 0 {
 		t = max(t, st.Installs[0].GetReceivedUs())
 	}
@@ -237,24 +245,28 @@ func newest(st *livetabv1.MatchState) int64 {
 
 // prune applies the bounds (see MaxHits). Keeping the window plus the
 // grace period, rather than just the window, keeps what a record that
-// arrives up to the grace period out of order may still need.
-func prune(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState) {
-	cut := newest(st) - (cfg.Window(m) + cfg.Grace).Microseconds()
-	hits := slices.IndexFunc(st.Hits, func(h *livetabv1.MatchHit) bool { return h.GetReceivedUs() < cut })
+// arrives up to the grace period out of order may still need. It prunes
+// st's installs in place and returns the hits to keep of kept, st's hits
+// (a prefix of them).
+func prune(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, kept []keptHit) []keptHit {
+	var first int64
+	if len(kept) > 0 {
+		first = kept[0].receivedUs
+	}
+	cut := newestOf(first, st) - (cfg.Window(m) + cfg.Grace).Microseconds()
+	hits := slices.IndexFunc(kept, func(h keptHit) bool { return h.receivedUs < cut })
 	if hits < 0 {
-		hits = len(st.Hits)
+		hits = len(kept)
 	}
 	installs := slices.IndexFunc(st.Installs, func(e *livetabv1.Event) bool { return e.GetReceivedUs() < cut })
 	if installs < 0 {
 		installs = len(st.Installs)
 	}
 	hits, installs = min(hits, MaxHits), min(installs, MaxInstalls)
-	if hits < len(st.Hits) {
-		st.Hits = slices.Clone(st.Hits[:hits])
-	}
 	if installs < len(st.Installs) {
 		st.Installs = slices.Clone(st.Installs[:installs])
 	}
+	return kept[:hits]
 }
 
 // ScheduleCleanup is called after st changed: a match key deletes itself

@@ -76,7 +76,7 @@ func TestCompareHits(t *testing.T) {
 
 func hitIDs(st *livetabv1.MatchState) []string {
 	var ids []string
-	for _, h := range st.GetHits() {
+	for _, h := range attribution.KeptHits(st) {
 		ids = append(ids, h.GetId())
 	}
 	return ids
@@ -202,10 +202,11 @@ func TestMatchKeyBounds(t *testing.T) {
 	for i := range attribution.MaxInstalls + 2 {
 		attribution.OnMatchInstall(cfg, byDevice, st, install(fmt.Sprintf("e%03d", i), fmt.Sprintf("app%d", i), time.Duration(i)*time.Second, withDevices("d")))
 	}
-	if len(st.Hits) != attribution.MaxHits || len(st.Installs) != attribution.MaxInstalls {
-		t.Fatalf("%d hits, %d installs; want %d, %d", len(st.Hits), len(st.Installs), attribution.MaxHits, attribution.MaxInstalls)
+	kept := attribution.KeptHits(st)
+	if len(kept) != attribution.MaxHits || len(st.Installs) != attribution.MaxInstalls {
+		t.Fatalf("%d hits, %d installs; want %d, %d", len(kept), len(st.Installs), attribution.MaxHits, attribution.MaxInstalls)
 	}
-	if newest, oldest := st.Hits[0].Id, st.Hits[len(st.Hits)-1].Id; newest != fmt.Sprintf("h%03d", attribution.MaxHits+2) || oldest != "h003" {
+	if newest, oldest := kept[0].Id, kept[len(kept)-1].Id; newest != fmt.Sprintf("h%03d", attribution.MaxHits+2) || oldest != "h003" {
 		t.Errorf("kept hits %s..%s, want the newest", newest, oldest)
 	}
 	if oldest := st.Installs[len(st.Installs)-1].Id; oldest != "e002" {

@@ -1,10 +1,13 @@
 package attribution
 
 import (
+	"slices"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
 )
 
@@ -135,7 +138,7 @@ func TestQualifiesKept(t *testing.T) {
 	for m := range livetabv1.MatchMethod(4) {
 		n := 0
 		for _, h := range hits {
-			kept := newMatchHit(m, h, nil)
+			kept := keptOf(newMatchHit(m, h, nil))
 			for _, e := range events {
 				want := Qualifies(cfg, m, h, e)
 				if got := qualifies(cfg, m, kept, e, eventMatch(m, e)); got != want {
@@ -149,5 +152,104 @@ func TestQualifiesKept(t *testing.T) {
 		if m != livetabv1.MatchMethod_MATCH_METHOD_UNSPECIFIED && n == 0 {
 			t.Errorf("%v: no pair qualifies: the test compares nothing", m)
 		}
+	}
+}
+
+// TestHitEntries checks that a match key's hit entries read back as the
+// hits they were written from, in order, and are encoded as MatchState's
+// repeated field hits would be.
+func TestHitEntries(t *testing.T) {
+	hs := []*livetabv1.MatchHit{
+		{Id: "h2", ReceivedUs: 2e6, Account: "a", Match: "c2", Hit: []byte{1, 2, 3}},
+		{Id: "h1", ReceivedUs: -5, Account: "a"},
+		{},
+	}
+	st := &livetabv1.MatchState{}
+	var kept []keptHit
+	for _, h := range hs {
+		kept = append(kept, keptOf(h))
+	}
+	setKeptHits(st, kept)
+	if got := matchHits(st); !slices.EqualFunc(got, hs, func(a, b *livetabv1.MatchHit) bool { return proto.Equal(a, b) }) {
+		t.Errorf("entries read back as %v, want %v", got, hs)
+	}
+	var asHits livetabv1.MatchState
+	if err := proto.Unmarshal(st.GetHitEntries(), &asHits); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(asHits.GetHits(), hs, func(a, b *livetabv1.MatchHit) bool { return proto.Equal(a, b) }) {
+		t.Errorf("entries decode as hits %v, want %v", asHits.GetHits(), hs)
+	}
+	if got := firstHitUs(st); got != 2e6 {
+		t.Errorf("firstHitUs = %d, want 2e6", got)
+	}
+
+	// An entry proto.Marshal wrote, with a field this package does not
+	// know and a field given twice, reads as protobuf decodes it.
+	h := mustMarshal(t, &livetabv1.MatchHit{Id: "x", ReceivedUs: 7, Match: "m"})
+	h = protowire.AppendTag(h, 99, protowire.VarintType)
+	h = protowire.AppendVarint(h, 1)
+	h = protowire.AppendTag(h, codecs.MatchHitID, protowire.BytesType)
+	h = protowire.AppendString(h, "y")
+	raw := protowire.AppendTag(nil, codecs.MatchStateHits, protowire.BytesType)
+	raw = protowire.AppendBytes(raw, h)
+	k, n := nextKeptHit(raw)
+	if n != len(raw) || string(k.id) != "y" || k.receivedUs != 7 || string(k.match) != "m" {
+		t.Errorf("entry read as id %q at %d match %q (%d of %d bytes)", k.id, k.receivedUs, k.match, n, len(raw))
+	}
+
+	// Entries that stop parsing end the list rather than failing.
+	broken := &livetabv1.MatchState{HitEntries: append(slices.Clone(st.GetHitEntries()), 0x22, 0x10, 1)}
+	if got := len(keptHits(broken)); got != len(hs) {
+		t.Errorf("%d hits read from entries with a broken tail, want %d", got, len(hs))
+	}
+}
+
+// TestLegacyHits checks that a key written with the repeated hits field is
+// read as before and written as entries when it changes.
+func TestLegacyHits(t *testing.T) {
+	cfg := Config{}.WithDefaults()
+	m := livetabv1.MatchMethod_MATCH_METHOD_DEVICE_ID
+	old := &livetabv1.Hit{Id: "h1", Account: "a", DeviceId: "d", ReceivedUs: 1e6}
+	st := &livetabv1.MatchState{Hits: []*livetabv1.MatchHit{newMatchHit(m, old, mustMarshal(t, old))}}
+	if got := newest(st); got != 1e6 {
+		t.Errorf("newest of a legacy key = %d, want 1e6", got)
+	}
+	e := &livetabv1.Event{Id: "e1", Account: "a", DeviceIds: []string{"d"}, ReceivedUs: 3e6}
+	if c := Best(cfg, m, st, e); c.GetHit().GetId() != "h1" {
+		t.Errorf("legacy key's candidate %v, want h1", c)
+	}
+	h2 := &livetabv1.Hit{Id: "h2", Account: "a", DeviceId: "d", ReceivedUs: 2e6}
+	changed, out := OnMatchHit(cfg, m, st, h2)
+	if !changed || len(st.GetHits()) != 0 || len(st.GetHitEntries()) == 0 {
+		t.Fatalf("changed %v, state %v: want the hits moved to entries", changed, st)
+	}
+	if len(out) != 0 {
+		t.Errorf("candidates %v for a key without installs", out)
+	}
+	var ids []string
+	for _, h := range matchHits(st) {
+		ids = append(ids, h.GetId())
+	}
+	if !slices.Equal(ids, []string{"h2", "h1"}) {
+		t.Errorf("hits %v, want [h2 h1]", ids)
+	}
+}
+
+// TestInstallPrunesHits checks that an install far newer than a key's hits
+// drops them: the key keeps its method's window plus the grace period.
+func TestInstallPrunesHits(t *testing.T) {
+	cfg := Config{}.WithDefaults()
+	m := livetabv1.MatchMethod_MATCH_METHOD_DEVICE_ID
+	st := &livetabv1.MatchState{}
+	OnMatchHit(cfg, m, st, &livetabv1.Hit{Id: "h1", Account: "a", DeviceId: "d", ReceivedUs: 1e6})
+	OnMatchHit(cfg, m, st, &livetabv1.Hit{Id: "h2", Account: "a", DeviceId: "d", ReceivedUs: 2e6})
+	late := 2e6 + (cfg.Window(m) + cfg.Grace).Microseconds() + 1
+	changed, c := OnMatchInstall(cfg, m, st, &livetabv1.Event{Id: "e1", Account: "a", DeviceIds: []string{"d"}, ReceivedUs: late})
+	if !changed || c != nil {
+		t.Errorf("changed %v, candidate %v; want changed and none", changed, c)
+	}
+	if hs := matchHits(st); len(hs) != 0 || len(st.GetHitEntries()) != 0 {
+		t.Errorf("hits %v kept after an install beyond their window", hs)
 	}
 }

@@ -41,12 +41,16 @@
 package timers
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
 	"github.com/livetab/livetab/topics"
 )
@@ -219,16 +223,76 @@ func registerLoop(pk string, second int64) Loop {
 // schedule adds key to a bucket. The bucket registers with its partition
 // key when it was empty, and again when key was already in it: that is a
 // redelivery, and the first registration may have been lost with the
-// process that sent it.
+// process that sent it. Adding appends key's entry to the others without
+// parsing them: only the search for a redelivered key reads them, as
+// bytes.
 func schedule(pk string, second int64, st *livetabv1.TimerState, key string) Result {
-	if slices.Contains(st.GetKeys(), key) {
+	if slices.Contains(st.GetKeys(), key) || containsEntry(st.GetEntries(), key) {
 		return Result{Out: []Loop{registerLoop(pk, second)}}
 	}
-	r := Result{Write: true, State: &livetabv1.TimerState{Keys: append(slices.Clone(st.GetKeys()), key)}}
-	if len(st.GetKeys()) == 0 {
+	old := st.GetEntries()
+	entries := append(make([]byte, 0, len(old)+entrySize(key)), old...)
+	entries = AppendEntry(entries, key)
+	r := Result{Write: true, State: &livetabv1.TimerState{Keys: slices.Clone(st.GetKeys()), Entries: entries}}
+	if len(st.GetKeys()) == 0 && len(old) == 0 {
 		r.Out = []Loop{registerLoop(pk, second)}
 	}
 	return r
+}
+
+// AppendEntry appends key to entries, the entries of a bucket's
+// TimerState: encoded as its field keys would be.
+func AppendEntry(entries []byte, key string) []byte {
+	entries = protowire.AppendTag(entries, codecs.TimerStateKeys, protowire.BytesType)
+	return protowire.AppendString(entries, key)
+}
+
+func entrySize(key string) int {
+	return protowire.SizeTag(codecs.TimerStateKeys) + protowire.SizeBytes(len(key))
+}
+
+// containsEntry reports whether entries hold key. An entry's bytes found
+// anywhere are checked to start at an entry (a key could hold another's
+// encoding); not finding them, the common case, needs no parsing at all.
+func containsEntry(entries []byte, key string) bool {
+	var buf [64]byte
+	e := AppendEntry(buf[:0], key)
+	if !bytes.Contains(entries, e) {
+		return false
+	}
+	found := false
+	eachEntry(entries, func(k []byte) bool {
+		found = string(k) == key
+		return !found
+	})
+	return found
+}
+
+// eachEntry calls f with the key of each of entries in order, while f
+// returns true. It stops at an entry that does not parse: entries are only
+// ever written by AppendEntry.
+func eachEntry(entries []byte, f func(key []byte) bool) {
+	for len(entries) > 0 {
+		num, typ, n := protowire.ConsumeTag(entries)
+		if n < 0 || num != codecs.TimerStateKeys || typ != protowire.BytesType {
+			return
+		}
+		k, m := protowire.ConsumeBytes(entries[n:])
+		if m < 0 || !f(k) {
+			return
+		}
+		entries = entries[n+m:]
+	}
+}
+
+// Keys are the keys of bucket state st, in the order they were scheduled.
+func Keys(st *livetabv1.TimerState) []string {
+	keys := slices.Clone(st.GetKeys())
+	eachEntry(st.GetEntries(), func(k []byte) bool {
+		keys = append(keys, string(k))
+		return true
+	})
+	return keys
 }
 
 func register(st *livetabv1.TimerState, second int64) Result {
@@ -243,11 +307,12 @@ func register(st *livetabv1.TimerState, second int64) Result {
 }
 
 func fire(st *livetabv1.TimerState, nowUs int64) Result {
-	if len(st.GetKeys()) == 0 {
+	keys := Keys(st)
+	if len(keys) == 0 {
 		return Result{}
 	}
-	r := Result{Delete: true}
-	for _, k := range st.GetKeys() {
+	r := Result{Delete: true, Out: make([]Loop, 0, len(keys))}
+	for _, k := range keys {
 		r.Out = append(r.Out, Loop{Key: k, Timer: &livetabv1.Timer{Op: &livetabv1.Timer_ExpireUs{ExpireUs: nowUs}}})
 	}
 	return r

@@ -117,6 +117,35 @@ func expireAt(us int64) *livetabv1.Timer {
 	return &livetabv1.Timer{Op: &livetabv1.Timer_ExpireUs{ExpireUs: us}}
 }
 
+// bucket is the state of a bucket that keys were scheduled into, in order.
+func bucket(keys ...string) *livetabv1.TimerState {
+	var entries []byte
+	for _, k := range keys {
+		entries = timers.AppendEntry(entries, k)
+	}
+	return &livetabv1.TimerState{Entries: entries}
+}
+
+// TestEntriesAreKeys checks that a bucket's entries read back as its keys,
+// in order, and are encoded as the repeated field keys would be.
+func TestEntriesAreKeys(t *testing.T) {
+	keys := []string{"a:x", "", "f:" + string(make([]byte, 300)), "c:é"}
+	st := bucket(keys...)
+	if got := timers.Keys(st); !slices.Equal(got, keys) {
+		t.Errorf("Keys = %q, want %q", got, keys)
+	}
+	var asKeys livetabv1.TimerState
+	if err := proto.Unmarshal(st.GetEntries(), &asKeys); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(asKeys.GetKeys(), keys) {
+		t.Errorf("entries decode as keys %q, want %q", asKeys.GetKeys(), keys)
+	}
+	if got := timers.Keys(nil); len(got) != 0 {
+		t.Errorf("Keys(nil) = %q", got)
+	}
+}
+
 func sameResult(t *testing.T, got, want timers.Result) {
 	t.Helper()
 	if got.Write != want.Write || got.Delete != want.Delete || !proto.Equal(got.State, want.State) {
@@ -140,16 +169,31 @@ func TestApply(t *testing.T) {
 		{
 			name: "schedule into an empty bucket registers it",
 			key:  "t:0/5", m: schedule("a:x", 4_500_000),
-			want: timers.Result{Write: true, State: &livetabv1.TimerState{Keys: []string{"a:x"}}, Out: []timers.Loop{{Key: "t:0", Timer: register(5)}}},
+			want: timers.Result{Write: true, State: bucket("a:x"), Out: []timers.Loop{{Key: "t:0", Timer: register(5)}}},
 		},
 		{
 			name: "schedule into a bucket that waits already",
-			key:  "t:0/5", st: &livetabv1.TimerState{Keys: []string{"a:x"}}, m: schedule("a:y", 4_600_000),
-			want: timers.Result{Write: true, State: &livetabv1.TimerState{Keys: []string{"a:x", "a:y"}}},
+			key:  "t:0/5", st: bucket("a:x"), m: schedule("a:y", 4_600_000),
+			want: timers.Result{Write: true, State: bucket("a:x", "a:y")},
 		},
 		{
 			name: "a redelivered schedule only registers again",
-			key:  "t:0/5", st: &livetabv1.TimerState{Keys: []string{"a:x"}}, m: schedule("a:x", 4_500_000),
+			key:  "t:0/5", st: bucket("a:x", "a:y"), m: schedule("a:x", 4_500_000),
+			want: timers.Result{Out: []timers.Loop{{Key: "t:0", Timer: register(5)}}},
+		},
+		{
+			name: "a key that holds another key's entry is not that key",
+			key:  "t:0/5", st: bucket(string(timers.AppendEntry(nil, "a:x"))), m: schedule("a:x", 4_500_000),
+			want: timers.Result{Write: true, State: bucket(string(timers.AppendEntry(nil, "a:x")), "a:x")},
+		},
+		{
+			name: "schedule into a bucket written as repeated keys keeps them",
+			key:  "t:0/5", st: &livetabv1.TimerState{Keys: []string{"a:x"}}, m: schedule("a:y", 4_600_000),
+			want: timers.Result{Write: true, State: &livetabv1.TimerState{Keys: []string{"a:x"}, Entries: timers.AppendEntry(nil, "a:y")}},
+		},
+		{
+			name: "a redelivered schedule to a bucket written as repeated keys",
+			key:  "t:0/5", st: &livetabv1.TimerState{Keys: []string{"a:x"}}, m: schedule("a:x", 4_600_000),
 			want: timers.Result{Out: []timers.Loop{{Key: "t:0", Timer: register(5)}}},
 		},
 		{
@@ -164,8 +208,16 @@ func TestApply(t *testing.T) {
 		},
 		{
 			name: "fire expires every key and deletes the bucket",
-			key:  "t:0/5", st: &livetabv1.TimerState{Keys: []string{"a:x", "c:y"}}, m: fireAt(5_200_000),
+			key:  "t:0/5", st: bucket("a:x", "c:y"), m: fireAt(5_200_000),
 			want: timers.Result{Delete: true, Out: []timers.Loop{{Key: "a:x", Timer: expireAt(5_200_000)}, {Key: "c:y", Timer: expireAt(5_200_000)}}},
+		},
+		{
+			name: "fire expires repeated keys first, then entries, in order",
+			key:  "t:0/5", st: &livetabv1.TimerState{Keys: []string{"b:1", "b:2"}, Entries: bucket("a:x", "c:y").Entries}, m: fireAt(5_200_000),
+			want: timers.Result{Delete: true, Out: []timers.Loop{
+				{Key: "b:1", Timer: expireAt(5_200_000)}, {Key: "b:2", Timer: expireAt(5_200_000)},
+				{Key: "a:x", Timer: expireAt(5_200_000)}, {Key: "c:y", Timer: expireAt(5_200_000)},
+			}},
 		},
 		{
 			name: "fire of an empty bucket",
@@ -323,7 +375,7 @@ func TestDeliveryOrderDoesNotMatter(t *testing.T) {
 			}
 		}
 		for k, st := range table {
-			if len(st.GetKeys()) > 0 || len(st.GetSeconds()) > 0 {
+			if len(timers.Keys(st)) > 0 || len(st.GetSeconds()) > 0 {
 				t.Errorf("seed %d: %s left with %v", seed, k, st)
 			}
 		}
