@@ -15,7 +15,8 @@ import (
 func main() {
 	// sarama records histograms and meters of every request and response
 	// in go-metrics, which livetab never reads (its own /metrics come
-	// from the parts): ~8 % of a busy process's CPU. go-metrics only has
+	// from the parts): ~8 % of livetab dev's CPU in a profile at 500
+	// events/s (BENCHMARKS.md). go-metrics only has
 	// this process-wide switch, so the binary flips it before any client
 	// exists.
 	metrics.UseNilMetrics = true
