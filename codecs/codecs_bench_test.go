@@ -69,19 +69,32 @@ func benchViewItem(cursor int) *livetabv1.ViewItem {
 	}
 }
 
+// benchTimeline is a session's value as the sessions table stores it:
+// its open chunk of entries, each kept encoded beside its id and time,
+// and the count of chunks sealed before.
 func benchTimeline(entries int) *livetabv1.Timeline {
-	tl := &livetabv1.Timeline{Session: "a1b2c3d4-s1", Account: "acct-0001"}
+	tl := &livetabv1.Timeline{Session: "a1b2c3d4-s1", Account: "acct-0001", Chunks: 3}
 	for i := range entries {
-		tl.Entries = append(tl.Entries, &livetabv1.TimelineEntry{Item: &livetabv1.TimelineEntry_Event{Event: benchEvent(i)}})
+		e := benchEvent(i)
+		raw, _ := proto.Marshal(&livetabv1.TimelineEntry{Item: &livetabv1.TimelineEntry_Event{Event: e}}) // a bench event always encodes
+		tl.Stored = append(tl.Stored, &livetabv1.Timeline_Stored{Id: "e:" + e.Id, TimeUs: e.TimeUs, Entry: raw})
 	}
 	return tl
 }
 
-func benchAccountState(items int) *livetabv1.AccountState {
-	st := &livetabv1.AccountState{Seq: uint64(items), Counters: &livetabv1.Counters{Hits: 100, Events: 1000}}
-	for i := range items {
-		st.Items = append(st.Items, benchViewItem(i+1))
+// benchAccountState is an account's liveview state in steady state:
+// fingerprints of the newest 100 items and a few install items a
+// conversion may still mark, kept encoded.
+func benchAccountState(markable int) *livetabv1.AccountState {
+	st := &livetabv1.AccountState{Seq: 1000, Counters: &livetabv1.Counters{Hits: 100, Events: 1000}}
+	for i := range 100 {
+		st.Recent = append(st.Recent, uint64(i)*0x9e3779b97f4a7c15)
 	}
+	items := &livetabv1.AccountState_MarkableItems{}
+	for i := range markable {
+		items.Items = append(items.Items, benchViewItem(1000-i))
+	}
+	st.Markable, _ = proto.Marshal(items) // bench items always encode
 	return st
 }
 
@@ -114,9 +127,8 @@ func benchMessages() []struct {
 		{"ViewInput", codecs.ViewInputCodec{}, &livetabv1.ViewInput{Item: &livetabv1.ViewInput_Event{Event: benchEvent(1)}}},
 		{"ViewItem", codecs.ViewItemCodec{}, benchViewItem(1)},
 		{"Link", codecs.LinkCodec{}, &livetabv1.Link{Account: "acct-0001", Slug: "go", Destination: "https://example.com/landing", Ios: "https://apps.example.com/app/id123", Campaign: "spring"}},
-		{"Timeline/20", codecs.TimelineCodec{}, benchTimeline(20)},
-		{"Timeline/500", codecs.TimelineCodec{}, benchTimeline(500)},
-		{"AccountState/100", codecs.AccountStateCodec{}, benchAccountState(100)},
+		{"Timeline/open-8", codecs.TimelineCodec{}, benchTimeline(8)},
+		{"AccountState/markable-5", codecs.AccountStateCodec{}, benchAccountState(5)},
 		{"AttributionState/match-50", codecs.Proto[livetabv1.AttributionState, *livetabv1.AttributionState]{}, benchMatchState(50)},
 	}
 }

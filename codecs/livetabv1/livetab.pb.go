@@ -2373,14 +2373,8 @@ func (*ViewInput_Conversion) isViewInput_Item() {}
 type AccountState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Cursor of the newest item.
-	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	// Unused, replaced by markable (6): livetab is a new project, so no
-	// stored state holds it and nothing migrates it. To be reserved once
-	// codecs' benchmarks stop filling it.
-	//
-	// Deprecated: Marked as deprecated in livetab/v1/livetab.proto.
-	Items    []*ViewItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
-	Counters *Counters   `protobuf:"bytes,3,opt,name=counters,proto3" json:"counters,omitempty"`
+	Seq      uint64    `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Counters *Counters `protobuf:"bytes,3,opt,name=counters,proto3" json:"counters,omitempty"`
 	// Fingerprints of the newest 100 items (a 64-bit hash of kind and payload
 	// id), oldest first, so that a redelivered input emits nothing.
 	Recent []uint64 `protobuf:"fixed64,5,rep,packed,name=recent,proto3" json:"recent,omitempty"`
@@ -2430,14 +2424,6 @@ func (x *AccountState) GetSeq() uint64 {
 		return x.Seq
 	}
 	return 0
-}
-
-// Deprecated: Marked as deprecated in livetab/v1/livetab.proto.
-func (x *AccountState) GetItems() []*ViewItem {
-	if x != nil {
-		return x.Items
-	}
-	return nil
 }
 
 func (x *AccountState) GetCounters() *Counters {
@@ -2944,10 +2930,9 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\n" +
 	"conversion\x18\x03 \x01(\v2\x16.livetab.v1.ConversionH\x00R\n" +
 	"conversionB\x06\n" +
-	"\x04item\"\xe0\x02\n" +
+	"\x04item\"\xbd\x02\n" +
 	"\fAccountState\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
-	"\x05items\x18\x02 \x03(\v2\x14.livetab.v1.ViewItemB\x02\x18\x01R\x05items\x120\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x120\n" +
 	"\bcounters\x18\x03 \x01(\v2\x14.livetab.v1.CountersR\bcounters\x12\x16\n" +
 	"\x06recent\x18\x05 \x03(\x06R\x06recent\x12\x1a\n" +
 	"\bmarkable\x18\x06 \x01(\fR\bmarkable\x12\x18\n" +
@@ -2955,7 +2940,7 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\rMarkableItems\x12*\n" +
 	"\x05items\x18\x01 \x03(\v2\x14.livetab.v1.ViewItemR\x05items\x1a<\n" +
 	"\fPendingMarks\x12,\n" +
-	"\x05marks\x18\x01 \x03(\v2\x16.livetab.v1.ConversionR\x05marksJ\x04\b\x04\x10\x05R\rpending_marks\"\xc3\x02\n" +
+	"\x05marks\x18\x01 \x03(\v2\x16.livetab.v1.ConversionR\x05marksJ\x04\b\x02\x10\x03J\x04\b\x04\x10\x05R\x05itemsR\rpending_marks\"\xc3\x02\n" +
 	"\x04Link\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12 \n" +
@@ -3079,16 +3064,15 @@ var file_livetab_v1_livetab_proto_depIdxs = []int32{
 	4,  // 38: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
 	5,  // 39: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
 	7,  // 40: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
-	23, // 41: livetab.v1.AccountState.items:type_name -> livetab.v1.ViewItem
-	22, // 42: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
-	32, // 43: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
-	23, // 44: livetab.v1.AccountState.MarkableItems.items:type_name -> livetab.v1.ViewItem
-	7,  // 45: livetab.v1.AccountState.PendingMarks.marks:type_name -> livetab.v1.Conversion
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	22, // 41: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
+	32, // 42: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
+	23, // 43: livetab.v1.AccountState.MarkableItems.items:type_name -> livetab.v1.ViewItem
+	7,  // 44: livetab.v1.AccountState.PendingMarks.marks:type_name -> livetab.v1.Conversion
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_livetab_v1_livetab_proto_init() }
