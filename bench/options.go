@@ -85,6 +85,9 @@ type Options struct {
 	DataDir string
 	// Partitions of every topic (system under test).
 	Partitions int
+	// CompactInterval of the system under test's embedded broker (its
+	// --compact-interval); 0 keeps livetab's default. ModeChild only.
+	CompactInterval time.Duration
 	// CPUProfile makes the child write a CPU profile of the measured run
 	// to <Out>/sut-cpu.pprof; Pprof makes it serve net/http/pprof on a
 	// free port (printed). ModeChild only.

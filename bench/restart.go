@@ -41,12 +41,13 @@ func runRestart(ctx context.Context, o *Options) (*Result, error) {
 		dataDir = d
 	}
 	spec := childSpec{
-		command:    o.Command,
-		dataDir:    dataDir,
-		partitions: o.Partitions,
-		secret:     newSecret(),
-		logPath:    filepath.Join(o.Out, "sut.log"),
-		timeout:    o.RestartTimeout,
+		command:         o.Command,
+		dataDir:         dataDir,
+		partitions:      o.Partitions,
+		compactInterval: o.CompactInterval,
+		secret:          newSecret(),
+		logPath:         filepath.Join(o.Out, "sut.log"),
+		timeout:         o.RestartTimeout,
 		progress: func(elapsed time.Duration, c *child) {
 			pw.statusf("starting: %.0fs; %s", elapsed.Seconds(), c.lastLog())
 		},

@@ -313,13 +313,14 @@ func (r *runner) startSUT(ctx context.Context) error {
 		return nil
 	}
 	c, d, err := startChild(ctx, childSpec{
-		command:    o.Command,
-		dataDir:    r.dataDir,
-		partitions: o.Partitions,
-		secret:     r.secret,
-		pprof:      o.Pprof || o.CPUProfile,
-		logPath:    filepath.Join(o.Out, "sut.log"),
-		timeout:    o.RestartTimeout,
+		command:         o.Command,
+		dataDir:         r.dataDir,
+		partitions:      o.Partitions,
+		compactInterval: o.CompactInterval,
+		secret:          r.secret,
+		pprof:           o.Pprof || o.CPUProfile,
+		logPath:         filepath.Join(o.Out, "sut.log"),
+		timeout:         o.RestartTimeout,
 		progress: func(elapsed time.Duration, c *child) {
 			r.progress.statusf("starting the system under test: %.0fs; %s", elapsed.Seconds(), c.lastLog())
 		},

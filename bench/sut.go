@@ -38,6 +38,8 @@ type SUTOptions struct {
 	BrokerPort int
 	// Partitions of every topic.
 	Partitions int
+	// CompactInterval of the embedded broker; 0 keeps the default.
+	CompactInterval time.Duration
 	// Pprof, when set, serves net/http/pprof on this address (e.g.
 	// "127.0.0.1:0"; the address is reported on the ready line).
 	Pprof string
@@ -110,6 +112,9 @@ func RunSUT(ctx context.Context, opts SUTOptions, stdout io.Writer) error {
 	sopts.Logger = opts.Logger
 	if opts.Partitions > 0 {
 		sopts.Topics.Partitions = int32(opts.Partitions)
+	}
+	if opts.CompactInterval > 0 {
+		sopts.CompactInterval = opts.CompactInterval
 	}
 	return system.Run(ctx, sopts, func(i system.Info) {
 		b, _ := json.Marshal(sutInfo{URL: i.URL, Brokers: i.Brokers, Pprof: pprofAddr, PID: os.Getpid()})
@@ -185,10 +190,12 @@ type childSpec struct {
 	command    []string
 	dataDir    string
 	partitions int
-	secret     []byte
-	pprof      bool
-	logPath    string
-	timeout    time.Duration
+	// compactInterval, when positive, is passed as --compact-interval.
+	compactInterval time.Duration
+	secret          []byte
+	pprof           bool
+	logPath         string
+	timeout         time.Duration
 	// progress, when set, is called every second while the child starts.
 	progress func(elapsed time.Duration, c *child)
 }
@@ -202,6 +209,9 @@ func startChild(ctx context.Context, spec childSpec) (*child, time.Duration, err
 		"--log-level", "info")
 	if spec.pprof {
 		args = append(args, "--pprof", "127.0.0.1:0")
+	}
+	if spec.compactInterval > 0 {
+		args = append(args, "--compact-interval", spec.compactInterval.String())
 	}
 	logF, err := os.OpenFile(spec.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
