@@ -1,10 +1,7 @@
 package attribution_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log"
 	"testing"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 
 	"github.com/livetab/livetab/codecs/livetabv1"
 	"github.com/livetab/livetab/processors/attribution"
+	"github.com/livetab/livetab/processors/internal/gokatest"
 	"github.com/livetab/livetab/topics"
 )
 
@@ -51,21 +49,7 @@ func benchInstall(i int) *livetabv1.Event {
 }
 
 func benchStart(b *testing.B) *tester.Tester {
-	tt := tester.New(b)
-	p, err := goka.NewProcessor(nil, attribution.NewGraph(attribution.Options{}), goka.WithTester(tt), goka.WithLogger(log.New(io.Discard, "", 0)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("processor: %v", err)
-		}
-	})
-	return tt
+	return gokatest.Start(b, attribution.NewGraph(attribution.Options{}))
 }
 
 // benchClear empties the tables every 500 iterations, timer stopped: the

@@ -1,19 +1,15 @@
 package liveview_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log"
 	"testing"
 	"time"
 
-	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/tester"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/processors/internal/gokatest"
 	"github.com/livetab/livetab/processors/liveview"
 	"github.com/livetab/livetab/topics"
 )
@@ -145,21 +141,7 @@ func BenchmarkLoopMessage(b *testing.B) {
 // on topics.Events, its loop to the account, the table write and the
 // emitted view item, on an account whose state is full.
 func BenchmarkProcessorEvent(b *testing.B) {
-	tt := tester.New(b)
-	p, err := goka.NewProcessor(nil, liveview.NewGraph(liveview.Options{Now: func() time.Time { return time.UnixMicro(benchNowUs) }}),
-		goka.WithTester(tt), goka.WithLogger(log.New(io.Discard, "", 0)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("processor: %v", err)
-		}
-	}()
+	tt := gokatest.Start(b, liveview.NewGraph(liveview.Options{Now: func() time.Time { return time.UnixMicro(benchNowUs) }}))
 	consume := func(i int) {
 		e := benchEvent(i)
 		data, err := proto.Marshal(e)

@@ -1,19 +1,16 @@
 package sessions_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log"
 	"testing"
 	"time"
 
-	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
+	"github.com/livetab/livetab/processors/internal/gokatest"
 	"github.com/livetab/livetab/processors/sessions"
 	"github.com/livetab/livetab/topics"
 )
@@ -168,20 +165,7 @@ func BenchmarkEventMessage(b *testing.B) {
 func BenchmarkProcessorEvent(b *testing.B) {
 	for _, length := range []int{20, 100} {
 		b.Run(fmt.Sprintf("session=%d", length), func(b *testing.B) {
-			tt := tester.New(b)
-			p, err := goka.NewProcessor(nil, sessions.Graph(), goka.WithTester(tt), goka.WithLogger(log.New(io.Discard, "", 0)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- p.Run(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					b.Errorf("processor: %v", err)
-				}
-			}()
+			tt := gokatest.Start(b, sessions.Graph())
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {

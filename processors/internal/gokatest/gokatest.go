@@ -19,7 +19,7 @@ import (
 
 // Start runs a processor of gg on a new tester and stops it (checking that
 // it ran without error) when the test ends.
-func Start(t *testing.T, gg *goka.GroupGraph) *tester.Tester {
+func Start(t testing.TB, gg *goka.GroupGraph) *tester.Tester {
 	t.Helper()
 	tt := tester.New(t)
 	Run(t, tt, gg)
@@ -27,14 +27,14 @@ func Start(t *testing.T, gg *goka.GroupGraph) *tester.Tester {
 }
 
 // Run runs a processor of gg on tt until the test ends.
-func Run(t *testing.T, tt *tester.Tester, gg *goka.GroupGraph) {
+func Run(t testing.TB, tt *tester.Tester, gg *goka.GroupGraph) {
 	t.Helper()
 	RunProcessor(t, tt, gg)
 }
 
 // RunProcessor is Run, returning the processor, for tests that call its
 // methods (VisitAll).
-func RunProcessor(t *testing.T, tt *tester.Tester, gg *goka.GroupGraph) *goka.Processor {
+func RunProcessor(t testing.TB, tt *tester.Tester, gg *goka.GroupGraph) *goka.Processor {
 	t.Helper()
 	p, err := goka.NewProcessor(nil, gg, goka.WithTester(tt), goka.WithLogger(log.New(io.Discard, "", 0)))
 	if err != nil {
@@ -54,7 +54,7 @@ func RunProcessor(t *testing.T, tt *tester.Tester, gg *goka.GroupGraph) *goka.Pr
 
 // Consume hands m, encoded, to every processor reading topic, and returns
 // once they processed it and everything it caused.
-func Consume(t *testing.T, tt *tester.Tester, topic goka.Stream, key string, m proto.Message, opts ...tester.EmitOption) {
+func Consume(t testing.TB, tt *tester.Tester, topic goka.Stream, key string, m proto.Message, opts ...tester.EmitOption) {
 	t.Helper()
 	data, err := proto.Marshal(m)
 	if err != nil {
@@ -82,7 +82,7 @@ func Drain(qt *tester.QueueTracker) []Message {
 }
 
 // Decode decodes the value of a drained record as a P.
-func Decode[P proto.Message](t *testing.T, m Message, into P) P {
+func Decode[P proto.Message](t testing.TB, m Message, into P) P {
 	t.Helper()
 	if err := proto.Unmarshal(m.Value, into); err != nil {
 		t.Fatalf("decode %T of key %q: %v", into, m.Key, err)
