@@ -142,11 +142,19 @@ func (s *linkStore) stop() {
 	s.mu.Unlock()
 }
 
-// ready reports whether every partition of the view has recovered.
+// ready reports whether every partition of the view has recovered. Once
+// it has, the store counts as loaded (see loaded): a partition that goes
+// back to catching up for a moment later (goka restarts a partition's
+// consumer after an error) must not turn the requests that WaitReady let
+// in into 503s.
 func (s *linkStore) ready() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return !s.stopped && s.view.Recovered()
+	ok := !s.stopped && s.view.Recovered()
+	if ok {
+		s.everLoaded.Store(true)
+	}
+	return ok
 }
 
 // loaded reports whether the view has recovered at least once.
