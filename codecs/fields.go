@@ -131,6 +131,13 @@ const (
 	ViewItemConversion    protowire.Number = 12
 )
 
+// Fields of livetab.v1.SessionsInput that are read or written by
+// protowire.
+const (
+	SessionsInputHit   protowire.Number = 4
+	SessionsInputEvent protowire.Number = 5
+)
+
 // Fields of livetab.v1.ViewInput.
 const (
 	ViewInputHit        protowire.Number = 1

@@ -98,6 +98,8 @@ func TestFieldNumbers(t *testing.T) {
 		{&livetabv1.ViewItem{}, "event", codecs.ViewItemEvent},
 		{&livetabv1.ViewItem{}, "conversion", codecs.ViewItemConversion},
 
+		{&livetabv1.SessionsInput{}, "hit", codecs.SessionsInputHit},
+		{&livetabv1.SessionsInput{}, "event", codecs.SessionsInputEvent},
 		{&livetabv1.ViewInput{}, "hit", codecs.ViewInputHit},
 		{&livetabv1.ViewInput{}, "event", codecs.ViewInputEvent},
 		{&livetabv1.ViewInput{}, "conversion", codecs.ViewInputConversion},

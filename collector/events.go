@@ -187,24 +187,24 @@ const eventOverhead = 2*11 + 1 + binary.MaxVarintLen32
 // An event that does not encode is rejected in results.
 func (c *Collector) eventMessages(results []eventResult, evs []*livetabv1.Event, req *livetabv1.Request, bodyLen int) []*sarama.ProducerMessage {
 	reqWire, reqErr := appendRequest(make([]byte, 0, requestSize(req)), req)
-	n, sessions := 0, 0
+	n, keys := 0, 0
 	for _, ev := range evs {
 		if ev != nil {
 			n++
-			sessions += len(ev.Session)
+			keys += len(ev.Account)
 		}
 	}
 	if n == 0 {
 		return nil
 	}
 	// Each message's value is its event's encoding and its key the
-	// session's bytes, both in buf: sarama encodes a key more than once,
+	// account's bytes (topics.Events), both in buf: sarama encodes a key more than once,
 	// which costs a copy each time for a StringEncoder. An event takes
 	// fewer bytes than in the body, JSON or protobuf, but for the request
 	// and its times: buf is sized once, and should it be short, appending
 	// moves on to a new array, which leaves the messages already cut
 	// where they were.
-	buf := make([]byte, 0, bodyLen+n*(len(reqWire)+eventOverhead)+sessions)
+	buf := make([]byte, 0, bodyLen+n*(len(reqWire)+eventOverhead)+keys)
 	slab := make([]sarama.ProducerMessage, n)
 	encs := make([]sarama.ByteEncoder, 2*n)
 	msgs := make([]*sarama.ProducerMessage, 0, n)
@@ -222,7 +222,7 @@ func (c *Collector) eventMessages(results []eventResult, evs []*livetabv1.Event,
 			continue
 		}
 		mid := len(buf)
-		buf = append(buf, ev.Session...)
+		buf = append(buf, ev.Account...)
 		// Capacities end with each part, so that nothing appended later
 		// can reach into one.
 		j := len(msgs)

@@ -70,7 +70,7 @@ func (e *env) postEvents(r request) (*http.Response, eventsAnswer) {
 }
 
 // producedEvents decodes the events written since before, checking each is
-// keyed by its session.
+// keyed by its account.
 func (e *env) producedEvents(before offsets) map[string]*livetabv1.Event {
 	e.t.Helper()
 	evs := map[string]*livetabv1.Event{}
@@ -79,8 +79,8 @@ func (e *env) producedEvents(before offsets) map[string]*livetabv1.Event {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if string(m.Key) != ev.Session {
-			e.t.Errorf("event %s keyed %q, want its session %q", ev.Id, m.Key, ev.Session)
+		if string(m.Key) != ev.Account {
+			e.t.Errorf("event %s keyed %q, want its account %q", ev.Id, m.Key, ev.Account)
 		}
 		evs[ev.Id] = ev
 	}

@@ -421,8 +421,8 @@ func TestEventMessages(t *testing.T) {
 		m := msgs[j]
 		j++
 		key, err := m.Key.Encode()
-		if err != nil || string(key) != ev.Session {
-			t.Errorf("message of %s has key %q (%v), want the session %q", ev.Id, key, err, ev.Session)
+		if err != nil || string(key) != ev.Account {
+			t.Errorf("message of %s has key %q (%v), want the account %q", ev.Id, key, err, ev.Account)
 		}
 		value, err := m.Value.Encode()
 		if err != nil {

@@ -107,15 +107,16 @@ func (c *Collector) recordHit(w http.ResponseWriter, r *http.Request, link *live
 		DeviceId:    deviceIDParam(r),
 		DeepLink:    link.GetDeepLink(),
 	}
-	buf, err := appendHit(make([]byte, 0, hitSizeBound(hit)+len(session)), hit)
+	buf, err := appendHit(make([]byte, 0, hitSizeBound(hit)+len(hit.Account)), hit)
 	if err != nil {
 		c.log.Error("encode hit", "err", err)
 		writeError(w, http.StatusInternalServerError, "cannot encode hit")
 		return
 	}
-	// The key is bytes, as sarama encodes it more than once.
+	// Keyed by account (topics.Hits), so that the live view reads it
+	// without a hop; bytes, as sarama encodes the key more than once.
 	end := len(buf)
-	buf = append(buf, session...)
+	buf = append(buf, hit.Account...)
 	_, _, err = c.producer.SendMessageContext(r.Context(), &sarama.ProducerMessage{
 		Topic: string(topics.Hits),
 		Key:   sarama.ByteEncoder(buf[end:]),

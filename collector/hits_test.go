@@ -49,8 +49,8 @@ func (e *env) click(path string, header http.Header, client *http.Client) (*http
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if string(msgs[0].Key) != hit.Session {
-		e.t.Errorf("hit keyed %q, want its session %q", msgs[0].Key, hit.Session)
+	if string(msgs[0].Key) != hit.Account {
+		e.t.Errorf("hit keyed %q, want its account %q", msgs[0].Key, hit.Account)
 	}
 	return resp, hit
 }

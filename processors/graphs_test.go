@@ -33,8 +33,8 @@ func TestGraphsTogether(t *testing.T) {
 			hit := &livetabv1.Hit{Id: "h1", Account: "acme", Session: "web1", ClickId: "click1", ReceivedUs: now}
 			install := &livetabv1.Event{Id: "e1", Account: "acme", Session: "app1", Name: "install", ClickId: "click1", ReceivedUs: now + 1}
 			steps := []func(){
-				func() { gokatest.Consume(t, tt, topics.Hits, hit.Session, hit) },
-				func() { gokatest.Consume(t, tt, topics.Events, install.Session, install) },
+				func() { gokatest.Consume(t, tt, topics.Hits, hit.Account, hit) },
+				func() { gokatest.Consume(t, tt, topics.Events, install.Account, install) },
 			}
 			if order == "install first" {
 				steps[0], steps[1] = steps[1], steps[0]
@@ -95,8 +95,8 @@ func TestDeviceConversionThroughAllGraphs(t *testing.T) {
 	now := time.Now().Truncate(time.Second).UnixMicro()
 	hit := &livetabv1.Hit{Id: "h1", Account: "acme", Session: "web1", DeviceId: "adid-1", ReceivedUs: now}
 	install := &livetabv1.Event{Id: "e1", Account: "acme", Session: "app1", Name: "first_open", DeviceIds: []string{"adid-1"}, ReceivedUs: now + 1}
-	gokatest.Consume(t, tt, topics.Events, install.Session, install)
-	gokatest.Consume(t, tt, topics.Hits, hit.Session, hit)
+	gokatest.Consume(t, tt, topics.Events, install.Account, install)
+	gokatest.Consume(t, tt, topics.Hits, hit.Account, hit)
 	if n := len(gokatest.Drain(conversions)); n != 0 {
 		t.Fatalf("%d conversions before the grace period ended, want none", n)
 	}

@@ -10,7 +10,11 @@ import (
 	"github.com/lovoo/goka"
 )
 
-// Input streams, written by the collector and keyed by session id.
+// Input streams, written by the collector and keyed by account, so that
+// the liveview group, which numbers each account's items, reads them
+// without a loop hop; the sessions group loops each to its session.
+// Records keyed by session, as collectors before that wrote them, are read
+// as well.
 const (
 	Hits   goka.Stream = "livetab.hits"
 	Events goka.Stream = "livetab.events"

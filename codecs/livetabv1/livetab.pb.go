@@ -1035,6 +1035,8 @@ type SessionsInput struct {
 	//	*SessionsInput_Conversion
 	//	*SessionsInput_Chunk
 	//	*SessionsInput_Drop
+	//	*SessionsInput_Hit
+	//	*SessionsInput_Event
 	Item          isSessionsInput_Item `protobuf_oneof:"item"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1104,6 +1106,24 @@ func (x *SessionsInput) GetDrop() bool {
 	return false
 }
 
+func (x *SessionsInput) GetHit() *Hit {
+	if x != nil {
+		if x, ok := x.Item.(*SessionsInput_Hit); ok {
+			return x.Hit
+		}
+	}
+	return nil
+}
+
+func (x *SessionsInput) GetEvent() *Event {
+	if x != nil {
+		if x, ok := x.Item.(*SessionsInput_Event); ok {
+			return x.Event
+		}
+	}
+	return nil
+}
+
 type isSessionsInput_Item interface {
 	isSessionsInput_Item()
 }
@@ -1123,11 +1143,26 @@ type SessionsInput_Drop struct {
 	Drop bool `protobuf:"varint,3,opt,name=drop,proto3,oneof"`
 }
 
+type SessionsInput_Hit struct {
+	// Add the hit to its session (the key). Hits and events come keyed
+	// by account; the processor loops each to its session.
+	Hit *Hit `protobuf:"bytes,4,opt,name=hit,proto3,oneof"`
+}
+
+type SessionsInput_Event struct {
+	// Add the event to its session (the key).
+	Event *Event `protobuf:"bytes,5,opt,name=event,proto3,oneof"`
+}
+
 func (*SessionsInput_Conversion) isSessionsInput_Item() {}
 
 func (*SessionsInput_Chunk) isSessionsInput_Item() {}
 
 func (*SessionsInput_Drop) isSessionsInput_Item() {}
+
+func (*SessionsInput_Hit) isSessionsInput_Item() {}
+
+func (*SessionsInput_Event) isSessionsInput_Item() {}
 
 // AttributionInput is the attribution processor's loopback message: a hit
 // or an install-like event re-keyed by a match key (or, for the event, by
@@ -2826,13 +2861,15 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\x06Stored\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\atime_us\x18\x02 \x01(\x03R\x06timeUs\x12\x14\n" +
-	"\x05entry\x18\x03 \x01(\fR\x05entry\"\x95\x01\n" +
+	"\x05entry\x18\x03 \x01(\fR\x05entry\"\xe5\x01\n" +
 	"\rSessionsInput\x128\n" +
 	"\n" +
 	"conversion\x18\x01 \x01(\v2\x16.livetab.v1.ConversionH\x00R\n" +
 	"conversion\x12,\n" +
 	"\x05chunk\x18\x02 \x01(\v2\x14.livetab.v1.TimelineH\x00R\x05chunk\x12\x14\n" +
-	"\x04drop\x18\x03 \x01(\bH\x00R\x04dropB\x06\n" +
+	"\x04drop\x18\x03 \x01(\bH\x00R\x04drop\x12#\n" +
+	"\x03hit\x18\x04 \x01(\v2\x0f.livetab.v1.HitH\x00R\x03hit\x12)\n" +
+	"\x05event\x18\x05 \x01(\v2\x11.livetab.v1.EventH\x00R\x05eventB\x06\n" +
 	"\x04item\"\xcc\x01\n" +
 	"\x10AttributionInput\x12#\n" +
 	"\x03hit\x18\x01 \x01(\v2\x0f.livetab.v1.HitH\x00R\x03hit\x12)\n" +
@@ -3038,41 +3075,43 @@ var file_livetab_v1_livetab_proto_depIdxs = []int32{
 	29, // 12: livetab.v1.Timeline.stored:type_name -> livetab.v1.Timeline.Stored
 	7,  // 13: livetab.v1.SessionsInput.conversion:type_name -> livetab.v1.Conversion
 	9,  // 14: livetab.v1.SessionsInput.chunk:type_name -> livetab.v1.Timeline
-	4,  // 15: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
-	5,  // 16: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
-	12, // 17: livetab.v1.AttributionInput.candidate:type_name -> livetab.v1.Candidate
-	18, // 18: livetab.v1.AttributionInput.timer:type_name -> livetab.v1.Timer
-	1,  // 19: livetab.v1.Candidate.method:type_name -> livetab.v1.MatchMethod
-	4,  // 20: livetab.v1.Candidate.hit:type_name -> livetab.v1.Hit
-	5,  // 21: livetab.v1.Candidate.event:type_name -> livetab.v1.Event
-	14, // 22: livetab.v1.MatchState.hits:type_name -> livetab.v1.MatchHit
-	5,  // 23: livetab.v1.MatchState.installs:type_name -> livetab.v1.Event
-	5,  // 24: livetab.v1.AppSessionState.install:type_name -> livetab.v1.Event
-	12, // 25: livetab.v1.AppSessionState.candidates:type_name -> livetab.v1.Candidate
-	7,  // 26: livetab.v1.AppSessionState.conversion:type_name -> livetab.v1.Conversion
-	13, // 27: livetab.v1.AttributionState.match:type_name -> livetab.v1.MatchState
-	15, // 28: livetab.v1.AttributionState.app:type_name -> livetab.v1.AppSessionState
-	20, // 29: livetab.v1.AttributionState.timer:type_name -> livetab.v1.TimerState
-	19, // 30: livetab.v1.Timer.schedule:type_name -> livetab.v1.TimerSchedule
-	1,  // 31: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
-	2,  // 32: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
-	21, // 33: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
-	22, // 34: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
-	4,  // 35: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
-	5,  // 36: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
-	7,  // 37: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
-	4,  // 38: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
-	5,  // 39: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
-	7,  // 40: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
-	22, // 41: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
-	32, // 42: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
-	23, // 43: livetab.v1.AccountState.MarkableItems.items:type_name -> livetab.v1.ViewItem
-	7,  // 44: livetab.v1.AccountState.PendingMarks.marks:type_name -> livetab.v1.Conversion
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	4,  // 15: livetab.v1.SessionsInput.hit:type_name -> livetab.v1.Hit
+	5,  // 16: livetab.v1.SessionsInput.event:type_name -> livetab.v1.Event
+	4,  // 17: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
+	5,  // 18: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
+	12, // 19: livetab.v1.AttributionInput.candidate:type_name -> livetab.v1.Candidate
+	18, // 20: livetab.v1.AttributionInput.timer:type_name -> livetab.v1.Timer
+	1,  // 21: livetab.v1.Candidate.method:type_name -> livetab.v1.MatchMethod
+	4,  // 22: livetab.v1.Candidate.hit:type_name -> livetab.v1.Hit
+	5,  // 23: livetab.v1.Candidate.event:type_name -> livetab.v1.Event
+	14, // 24: livetab.v1.MatchState.hits:type_name -> livetab.v1.MatchHit
+	5,  // 25: livetab.v1.MatchState.installs:type_name -> livetab.v1.Event
+	5,  // 26: livetab.v1.AppSessionState.install:type_name -> livetab.v1.Event
+	12, // 27: livetab.v1.AppSessionState.candidates:type_name -> livetab.v1.Candidate
+	7,  // 28: livetab.v1.AppSessionState.conversion:type_name -> livetab.v1.Conversion
+	13, // 29: livetab.v1.AttributionState.match:type_name -> livetab.v1.MatchState
+	15, // 30: livetab.v1.AttributionState.app:type_name -> livetab.v1.AppSessionState
+	20, // 31: livetab.v1.AttributionState.timer:type_name -> livetab.v1.TimerState
+	19, // 32: livetab.v1.Timer.schedule:type_name -> livetab.v1.TimerSchedule
+	1,  // 33: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
+	2,  // 34: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
+	21, // 35: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
+	22, // 36: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
+	4,  // 37: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
+	5,  // 38: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
+	7,  // 39: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
+	4,  // 40: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
+	5,  // 41: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
+	7,  // 42: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
+	22, // 43: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
+	32, // 44: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
+	23, // 45: livetab.v1.AccountState.MarkableItems.items:type_name -> livetab.v1.ViewItem
+	7,  // 46: livetab.v1.AccountState.PendingMarks.marks:type_name -> livetab.v1.Conversion
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_livetab_v1_livetab_proto_init() }
@@ -3088,6 +3127,8 @@ func file_livetab_v1_livetab_proto_init() {
 		(*SessionsInput_Conversion)(nil),
 		(*SessionsInput_Chunk)(nil),
 		(*SessionsInput_Drop)(nil),
+		(*SessionsInput_Hit)(nil),
+		(*SessionsInput_Event)(nil),
 	}
 	file_livetab_v1_livetab_proto_msgTypes[8].OneofWrappers = []any{
 		(*AttributionInput_Hit)(nil),

@@ -2,9 +2,12 @@
 // and conversion into a view item of its account and writes it to the
 // compacted topics.View, keyed by topics.ViewKey(account, cursor).
 //
-// Inputs (keyed by session) are looped back keyed by account, as they came
-// (only their id and account are read). The loop reads only what it
-// decides with, and emits each item built around the input's bytes; only
+// Hits and events come keyed by account (as the collector writes them) and
+// are applied where they are read; a record keyed otherwise, such as a
+// conversion (keyed by app session) or a hit written by an older collector
+// (keyed by session), is looped back keyed by its account, as it came
+// (only its id and account are read). Either way the processor reads only
+// what it decides with, and emits each item built around the input's bytes; only
 // conversions, which are rare, are decoded. The group table
 // (topics.LiveviewGroup, value livetabv1.AccountState) numbers each
 // account's items and counts them, and keeps only what its decisions need,
@@ -114,8 +117,11 @@ func (h handler) conversion(ctx goka.Context, msg any) {
 	h.forward(ctx, livetabv1.Kind_KIND_CONVERSION, codecs.ViewInputConversion, msg)
 }
 
-// forward loops an input record (msg, raw bytes of a Hit, Event or
-// Conversion) to its account, as a ViewInput whose item is field.
+// forward applies an input record (msg, raw bytes of a Hit, Event or
+// Conversion) to its account as a ViewInput whose item is field: here when
+// the record is keyed by its account, else by looping it to the account.
+// The direct way spares the record a Kafka round trip on the way to the
+// live tab.
 //
 // Only the record's id and account are read here; the loop checks the
 // whole record (ReadInput), and skips it then if a part nested deeper does
@@ -134,6 +140,10 @@ func (h handler) forward(ctx goka.Context, kind livetabv1.Kind, field protowire.
 	in := make([]byte, 0, protowire.SizeTag(field)+protowire.SizeBytes(len(data)))
 	in = protowire.AppendTag(in, field, protowire.BytesType)
 	in = protowire.AppendBytes(in, data)
+	if account == ctx.Key() {
+		h.apply(ctx, in)
+		return
+	}
 	ctx.Loopback(account, in)
 }
 
@@ -176,10 +186,15 @@ func idAndAccount(data []byte) (id, account string, err error) {
 	return id, account, nil
 }
 
-// loop adds an input to its account's state (the key) and emits the
-// resulting view items.
+// loop applies a looped input to its account.
 func (h handler) loop(ctx goka.Context, msg any) {
 	data, _ := msg.([]byte)
+	h.apply(ctx, data)
+}
+
+// apply adds an input (an encoded ViewInput) to its account's state (the
+// key) and emits the resulting view items.
+func (h handler) apply(ctx goka.Context, data []byte) {
 	in, err := ReadInput(data)
 	if err != nil {
 		procutil.Skip(ctx, h.log, "record does not decode", "error", err)

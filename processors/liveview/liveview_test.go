@@ -55,15 +55,24 @@ func state(t *testing.T, tt *tester.Tester, account string) *livetabv1.AccountSt
 	return v
 }
 
+// TestEveryInputBecomesAnItem feeds hits and events keyed by account, as
+// the collector writes them, and a conversion keyed by app session.
 func TestEveryInputBecomesAnItem(t *testing.T) {
 	tt := start(t, liveview.Options{})
 	view := tt.NewQueueTracker(string(topics.View))
+	loops := tt.NewQueueTracker(string(loop))
 	h := hit("h1")
 	e := event("e1", "app")
 	c := conversion("e1", "app")
-	gokatest.Consume(t, tt, topics.Hits, h.Session, h)
-	gokatest.Consume(t, tt, topics.Events, e.Session, e)
+	gokatest.Consume(t, tt, topics.Hits, h.Account, h)
+	gokatest.Consume(t, tt, topics.Events, e.Account, e)
+	if l := gokatest.Drain(loops); len(l) != 0 {
+		t.Errorf("inputs keyed by their account were looped: %d loop records", len(l))
+	}
 	gokatest.Consume(t, tt, topics.Conversions, c.AppSession, c)
+	if l := gokatest.Drain(loops); len(l) != 1 || l[0].Key != "acme" {
+		t.Errorf("conversion keyed by app session: loop records %v, want one keyed acme", l)
+	}
 
 	want := []*livetabv1.ViewItem{
 		hitItem(1, h, counters(1, 0, 0)),
@@ -85,8 +94,8 @@ func TestEveryInputBecomesAnItem(t *testing.T) {
 	}
 
 	t.Run("redelivery emits nothing", func(t *testing.T) {
-		gokatest.Consume(t, tt, topics.Hits, h.Session, h)
-		gokatest.Consume(t, tt, topics.Events, e.Session, e)
+		gokatest.Consume(t, tt, topics.Hits, h.Account, h)
+		gokatest.Consume(t, tt, topics.Events, e.Account, e)
 		gokatest.Consume(t, tt, topics.Conversions, c.AppSession, c)
 		if again := drainView(t, view); len(again) != 0 {
 			t.Errorf("redelivery emitted %v", again)
@@ -99,7 +108,7 @@ func TestEveryInputBecomesAnItem(t *testing.T) {
 	t.Run("accounts count apart", func(t *testing.T) {
 		other := hit("h1")
 		other.Account = "globex"
-		gokatest.Consume(t, tt, topics.Hits, other.Session, other)
+		gokatest.Consume(t, tt, topics.Hits, other.Account, other)
 		got := drainView(t, view)
 		if len(got) != 1 || got[0].key != "globex/1" || got[0].item.GetCursor() != 1 || !proto.Equal(got[0].item.GetCounters(), counters(1, 0, 0)) {
 			t.Errorf("other account emitted %v, want its cursor 1", got)
@@ -223,8 +232,9 @@ func TestViewTopicRebuildsAccount(t *testing.T) {
 	}
 }
 
-// TestLoopRecords: every input reaches its account's loop as the ViewInput
-// that carries it.
+// TestLoopRecords: every input not keyed by its account (here by session,
+// as older collectors wrote hits and events) reaches its account's loop as
+// the ViewInput that carries it.
 func TestLoopRecords(t *testing.T) {
 	tt := start(t, liveview.Options{})
 	loops := tt.NewQueueTracker(string(loop))

@@ -27,7 +27,9 @@
 // as they came, so that decoding and encoding a value copies its entries
 // without parsing them. Read decodes the entries it answers with.
 //
-// Inputs: topics.Hits and topics.Events (keyed by session), and
+// Inputs: topics.Hits and topics.Events, keyed by account, whose records
+// are looped to their session as they came (a record keyed by its session,
+// as older collectors wrote them, is added where it is read), and
 // topics.Conversions (keyed by app session), whose conversions are looped
 // back to the hit session so that both sides of a pair know each other.
 //
@@ -50,6 +52,8 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
@@ -127,29 +131,49 @@ func timeline(ctx goka.Context, account string) *livetabv1.Timeline {
 }
 
 func (h handler) hit(ctx goka.Context, msg any) {
-	rec, err := ReadHit(raw(msg))
-	if err != nil {
-		procutil.Skip(ctx, h.log, "record does not decode", "error", err)
-		return
-	}
-	if rec.ID == "" || rec.Account == "" || ctx.Key() == "" {
-		procutil.Skip(ctx, h.log, "hit without id, account or session key", "hit", rec.ID)
-		return
-	}
-	h.add(ctx, rec.Account, rec.Entry)
+	h.input(ctx, raw(msg), codecs.SessionsInputHit)
 }
 
 func (h handler) event(ctx goka.Context, msg any) {
-	rec, err := ReadEvent(raw(msg))
+	h.input(ctx, raw(msg), codecs.SessionsInputEvent)
+}
+
+// input adds a hit or an event (data; field says which, as a
+// SessionsInput's field) to its session: here when the record is keyed by
+// its session, else (keyed by account, as the collector writes them) by
+// looping it to the session, as it came.
+func (h handler) input(ctx goka.Context, data []byte, field protowire.Number) {
+	rec, ok := h.read(ctx, data, field)
+	if !ok {
+		return
+	}
+	if rec.Session == ctx.Key() {
+		h.add(ctx, rec.Account, rec.Entry)
+		return
+	}
+	in := make([]byte, 0, protowire.SizeTag(field)+protowire.SizeBytes(len(data)))
+	in = protowire.AppendTag(in, field, protowire.BytesType)
+	ctx.Loopback(rec.Session, protowire.AppendBytes(in, data))
+}
+
+// read reads a hit or an event (data; field says which, as a
+// SessionsInput's field), skipping it when it does not decode or lacks
+// its id, account or session.
+func (h handler) read(ctx goka.Context, data []byte, field protowire.Number) (Record, bool) {
+	what, read := "hit", ReadHit
+	if field == codecs.SessionsInputEvent {
+		what, read = "event", ReadEvent
+	}
+	rec, err := read(data)
 	if err != nil {
 		procutil.Skip(ctx, h.log, "record does not decode", "error", err)
-		return
+		return Record{}, false
 	}
-	if rec.ID == "" || rec.Account == "" || ctx.Key() == "" {
-		procutil.Skip(ctx, h.log, "event without id, account or session key", "event", rec.ID)
-		return
+	if rec.ID == "" || rec.Account == "" || rec.Session == "" {
+		procutil.Skip(ctx, h.log, what+" without id, account or session", what, rec.ID)
+		return Record{}, false
 	}
-	h.add(ctx, rec.Account, rec.Entry)
+	return rec, true
 }
 
 // raw is the record goka hands a callback whose edge uses codec.Bytes.
@@ -204,14 +228,25 @@ func (h handler) conversion(ctx goka.Context, msg any) {
 	procutil.Loopback(ctx, c.GetHitSession(), &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Conversion{Conversion: c}})
 }
 
-// loop handles the group's own messages: a conversion for the hit session,
-// and the storing and dropping of sealed chunks.
+// loop handles the group's own messages: a hit or an event for its
+// session, a conversion for the hit session, and the storing and dropping
+// of sealed chunks.
 func (h handler) loop(ctx goka.Context, msg any) {
+	// The most frequent record, a hit or an event as it came, is read in
+	// place: decoding it whole would parse its parameters for nothing.
+	if field, data, ok := loopedRecord(raw(msg)); ok {
+		h.looped(ctx, data, field)
+		return
+	}
 	in, ok := procutil.Decode[livetabv1.SessionsInput](ctx, h.log, msg)
 	if !ok {
 		return
 	}
 	switch item := in.GetItem().(type) {
+	case *livetabv1.SessionsInput_Hit:
+		h.loopedMessage(ctx, item.Hit, codecs.SessionsInputHit)
+	case *livetabv1.SessionsInput_Event:
+		h.loopedMessage(ctx, item.Event, codecs.SessionsInputEvent)
 	case *livetabv1.SessionsInput_Conversion:
 		h.pairHit(ctx, item.Conversion)
 	case *livetabv1.SessionsInput_Chunk:
@@ -221,6 +256,48 @@ func (h handler) loop(ctx goka.Context, msg any) {
 	default:
 		procutil.Skip(ctx, h.log, "empty loop message")
 	}
+}
+
+// looped adds a looped hit or event (data; field says which) to its
+// session, the key.
+func (h handler) looped(ctx goka.Context, data []byte, field protowire.Number) {
+	rec, ok := h.read(ctx, data, field)
+	if !ok {
+		return
+	}
+	if rec.Session != ctx.Key() {
+		procutil.Skip(ctx, h.log, "looped record not keyed by its session", "id", rec.ID, "session", rec.Session)
+		return
+	}
+	h.add(ctx, rec.Account, rec.Entry)
+}
+
+// loopedMessage adds a looped hit or event that loopedRecord did not read
+// in place (its record in several parts, as protobuf allows), encoded
+// again as one.
+func (h handler) loopedMessage(ctx goka.Context, m proto.Message, field protowire.Number) {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		procutil.Skip(ctx, h.log, "looped record does not encode", "error", err)
+		return
+	}
+	h.looped(ctx, data, field)
+}
+
+// loopedRecord is the hit or event a loop record holds when it is that
+// alone, one SessionsInput field as the processor loops it: the field
+// (codecs.SessionsInputHit or codecs.SessionsInputEvent) and the record's
+// bytes, shared with data.
+func loopedRecord(data []byte) (protowire.Number, []byte, bool) {
+	num, typ, n := protowire.ConsumeTag(data)
+	if n < 0 || typ != protowire.BytesType || (num != codecs.SessionsInputHit && num != codecs.SessionsInputEvent) {
+		return 0, nil, false
+	}
+	v, m := protowire.ConsumeBytes(data[n:])
+	if m < 0 || n+m != len(data) {
+		return 0, nil, false
+	}
+	return num, v, true
 }
 
 // pairHit pairs the hit session (the key) with the conversion's app session.

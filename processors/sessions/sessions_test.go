@@ -84,13 +84,29 @@ func chunkKeys(tt *tester.Tester, session string) []string {
 	return out
 }
 
+// TestHitsAndEventsBuildTimeline feeds hits and events keyed by account,
+// as the collector writes them: each is looped to its session as it came.
 func TestHitsAndEventsBuildTimeline(t *testing.T) {
 	tt := gokatest.Start(t, sessions.Graph())
 	writes := tt.NewQueueTracker(string(table))
+	loops := tt.NewQueueTracker(string(loop))
 
-	gokatest.Consume(t, tt, topics.Hits, "s1", hit("h2", "s1", 2*time.Second))
-	gokatest.Consume(t, tt, topics.Events, "s1", event("e1", "s1", time.Second))
-	gokatest.Consume(t, tt, topics.Hits, "s1", hit("h3", "s1", 3*time.Second))
+	gokatest.Consume(t, tt, topics.Hits, "acme", hit("h2", "s1", 2*time.Second))
+	gokatest.Consume(t, tt, topics.Events, "acme", event("e1", "s1", time.Second))
+	gokatest.Consume(t, tt, topics.Hits, "acme", hit("h3", "s1", 3*time.Second))
+	looped := gokatest.Drain(loops)
+	if len(looped) != 3 {
+		t.Fatalf("%d loop records, want 3", len(looped))
+	}
+	for i, m := range looped {
+		in := gokatest.Decode(t, m, &livetabv1.SessionsInput{})
+		if m.Key != "s1" || (in.GetHit() == nil) == (in.GetEvent() == nil) {
+			t.Errorf("loop record %d keyed %q is %v, want a hit or an event keyed s1", i, m.Key, in)
+		}
+	}
+	if v := tt.TableValue(table, "acme"); v != nil {
+		t.Errorf("the account key has a table value %v", v)
+	}
 
 	tl := getTimeline(t, tt, "s1")
 	if tl.GetSession() != "s1" || tl.GetAccount() != "acme" {
@@ -103,9 +119,21 @@ func TestHitsAndEventsBuildTimeline(t *testing.T) {
 		t.Errorf("%d table writes, want 3", n)
 	}
 
+	t.Run("keyed by session", func(t *testing.T) {
+		// As older collectors wrote them: added where read, not looped.
+		gokatest.Consume(t, tt, topics.Hits, "s2", hit("h4", "s2", 4*time.Second))
+		if l := gokatest.Drain(loops); len(l) != 0 {
+			t.Errorf("a hit keyed by its session was looped: %v", l)
+		}
+		if got := ids(getTimeline(t, tt, "s2")); !slices.Equal(got, []string{"h4"}) {
+			t.Errorf("entries = %v, want [h4]", got)
+		}
+		gokatest.Drain(writes)
+	})
+
 	t.Run("redelivery writes nothing", func(t *testing.T) {
-		gokatest.Consume(t, tt, topics.Hits, "s1", hit("h2", "s1", 2*time.Second))
-		gokatest.Consume(t, tt, topics.Events, "s1", event("e1", "s1", time.Second))
+		gokatest.Consume(t, tt, topics.Hits, "acme", hit("h2", "s1", 2*time.Second))
+		gokatest.Consume(t, tt, topics.Events, "acme", event("e1", "s1", time.Second))
 		if w := gokatest.Drain(writes); len(w) != 0 {
 			t.Errorf("redelivered hit and event wrote the table %d times", len(w))
 		}
@@ -116,7 +144,7 @@ func TestHitsAndEventsBuildTimeline(t *testing.T) {
 }
 
 // TestStoredEntryIsTheRecord: a hit's or event's entry is its record as
-// it came, unknown fields included, and Read decodes it.
+// it came, unknown fields included, through the loop, and Read decodes it.
 func TestStoredEntryIsTheRecord(t *testing.T) {
 	tt := gokatest.Start(t, sessions.Graph())
 	records := []struct {
@@ -129,7 +157,7 @@ func TestStoredEntryIsTheRecord(t *testing.T) {
 	}
 	var want []*livetabv1.TimelineEntry
 	for _, r := range records {
-		tt.Consume(string(r.topic), "s1", r.raw)
+		tt.Consume(string(r.topic), "acme", r.raw)
 		e, err := straightforward(r.raw, r.event)
 		if err != nil {
 			t.Fatal(err)
@@ -442,8 +470,9 @@ func TestBadRecordsAreSkipped(t *testing.T) {
 		{"conversion keyed by another session", topics.Conversions, "other", conversion("web", "app"), "not keyed"},
 		{"hit whose request does not decode", topics.Hits, "s1", join(marshal(t, hit("h", "s1", 0)), bytesField(8, stringField(1, "\xff"))), "does not decode"},
 		{"event whose params do not decode", topics.Events, "s1", join(marshal(t, event("e", "s1", 0)), bytesField(11, stringField(1, "\xff"))), "does not decode"},
-		{"hit keyed by a chunk key", topics.Hits, sessions.ChunkKey("s1", 0), hit("h", "s1", 0), "not a session id"},
-		{"event keyed by a chunk key", topics.Events, sessions.ChunkKey("s1", 0), event("e", "s1", 0), "not a session id"},
+		{"looped hit not decoding", loop, "s1", bytesField(4, garbage), "does not decode"},
+		{"looped hit keyed by a chunk key", loop, sessions.ChunkKey("s1", 0), &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Hit{Hit: hit("h", "s1", 0)}}, "not keyed by its session"},
+		{"looped event keyed by another session", loop, "s2", &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Event{Event: event("e", "s1", 0)}}, "not keyed by its session"},
 		{"empty loop message", loop, "web", &livetabv1.SessionsInput{}, "empty loop message"},
 		{"looped conversion keyed by another session", loop, "other", &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Conversion{Conversion: conversion("web", "app")}}, "not keyed"},
 		{"looped conversion without account", loop, "web", &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Conversion{Conversion: &livetabv1.Conversion{HitSession: "web", AppSession: "app"}}}, "without account"},

@@ -19,8 +19,9 @@ import (
 
 // Record is a hit's or an event's record as the processor reads it.
 type Record struct {
-	// ID and Account are the hit's or event's (empty when it has none).
-	ID, Account string
+	// ID, Account and Session are the hit's or event's (empty when it has
+	// none).
+	ID, Account, Session string
 	// Entry is the record as a timeline stores it: its dedupe id, its time
 	// (EntryTime) and the encoded TimelineEntry holding it.
 	Entry *livetabv1.Timeline_Stored
@@ -47,14 +48,14 @@ func ReadEvent(raw []byte) (Record, error) {
 func readRecord(raw []byte, field protowire.Number) (Record, error) {
 	isEvent := field == codecs.TimelineEntryEvent
 	check, prefix, what := checkers().hit, "h:", "hit"
-	idField, accountField, receivedField := codecs.HitID, codecs.HitAccount, codecs.HitReceivedUs
+	idField, accountField, sessionField, receivedField := codecs.HitID, codecs.HitAccount, codecs.HitSession, codecs.HitReceivedUs
 	if isEvent {
 		check, prefix, what = checkers().event, "e:", "event"
-		idField, accountField, receivedField = codecs.EventID, codecs.EventAccount, codecs.EventReceivedUs
+		idField, accountField, sessionField, receivedField = codecs.EventID, codecs.EventAccount, codecs.EventSession, codecs.EventReceivedUs
 	}
 	var (
-		id, account       []byte
-		timeUs, receiveUs int64
+		id, account, session []byte
+		timeUs, receiveUs    int64
 	)
 	for b := raw; len(b) > 0; {
 		num, typ, n := codecs.ConsumeTag(b)
@@ -75,6 +76,8 @@ func readRecord(raw []byte, field protowire.Number) (Record, error) {
 				id, _ = protowire.ConsumeBytes(b[:n])
 			case accountField:
 				account, _ = protowire.ConsumeBytes(b[:n])
+			case sessionField:
+				session, _ = protowire.ConsumeBytes(b[:n])
 			}
 		case protowire.VarintType:
 			switch {
@@ -100,6 +103,7 @@ func readRecord(raw []byte, field protowire.Number) (Record, error) {
 	return Record{
 		ID:      key[len(prefix):],
 		Account: string(account),
+		Session: string(session),
 		Entry:   &livetabv1.Timeline_Stored{Id: key, TimeUs: at, Entry: entry},
 	}, nil
 }

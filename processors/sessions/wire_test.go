@@ -150,12 +150,12 @@ func checkRecord(t *testing.T, rec sessions.Record, want *livetabv1.TimelineEntr
 	if g, w := got.GetEvent().ProtoReflect().GetUnknown(), want.GetEvent().ProtoReflect().GetUnknown(); !bytes.Equal(g, w) {
 		t.Errorf("event's unknown fields %x, want %x", g, w)
 	}
-	id, account := want.GetHit().GetId(), want.GetHit().GetAccount()
+	id, account, session := want.GetHit().GetId(), want.GetHit().GetAccount(), want.GetHit().GetSession()
 	if want.GetEvent() != nil {
-		id, account = want.GetEvent().GetId(), want.GetEvent().GetAccount()
+		id, account, session = want.GetEvent().GetId(), want.GetEvent().GetAccount(), want.GetEvent().GetSession()
 	}
-	if rec.ID != id || rec.Account != account {
-		t.Errorf("read id %q account %q, want %q %q", rec.ID, rec.Account, id, account)
+	if rec.ID != id || rec.Account != account || rec.Session != session {
+		t.Errorf("read id %q account %q session %q, want %q %q %q", rec.ID, rec.Account, rec.Session, id, account, session)
 	}
 	if rec.Entry.GetId() != idOf(want) || rec.Entry.GetTimeUs() != sessions.EntryTime(want) {
 		t.Errorf("stored entry id %q time %d, want %q %d", rec.Entry.GetId(), rec.Entry.GetTimeUs(), idOf(want), sessions.EntryTime(want))

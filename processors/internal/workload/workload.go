@@ -254,10 +254,10 @@ func (g *gen) ties() {
 func (w Workload) Records() []Record {
 	var out []Record
 	for _, h := range w.Hits {
-		out = append(out, Record{Topic: topics.Hits, Key: h.GetSession(), Msg: h})
+		out = append(out, Record{Topic: topics.Hits, Key: h.GetAccount(), Msg: h})
 	}
 	for _, e := range w.Events {
-		out = append(out, Record{Topic: topics.Events, Key: e.GetSession(), Msg: e})
+		out = append(out, Record{Topic: topics.Events, Key: e.GetAccount(), Msg: e})
 	}
 	return out
 }
