@@ -68,7 +68,10 @@ func writeChart(path string, res *Result) error {
 	}
 	cpu, err := panel("CPU", "% of one core",
 		line{"system under test", func(p Point) float64 { return p.SUTCPU }},
-		line{"generator", func(p Point) float64 { return p.GenCPU }})
+		line{"generator", func(p Point) float64 { return p.GenCPU }},
+		// On the same scale: steal is a share of the whole machine,
+		// whose cores are each 100 % here.
+		line{"stolen by the hypervisor", func(p Point) float64 { return max(0, p.Steal) * float64(res.Machine.CPUs) }})
 	if err != nil {
 		return err
 	}

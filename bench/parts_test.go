@@ -184,6 +184,34 @@ func TestParseProcStat(t *testing.T) {
 	}
 }
 
+func TestHostCPUSteal(t *testing.T) {
+	a, err := parseHostCPU([]byte("cpu  100 5 20 800 10 0 5 60 7 0\ncpu0 50 2 10 400 5 0 2 30 0 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.total != 1000 || a.steal != 60 {
+		t.Fatalf("total %d steal %d, want 1000 and 60 (guest not added)", a.total, a.steal)
+	}
+	b, err := parseHostCPU([]byte("cpu  150 5 30 890 10 0 5 110 7 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stealPercent(a, b); got != 25 {
+		t.Errorf("steal %.1f%%, want 25%% (50 of 200 ticks)", got)
+	}
+	if got := stealPercent(a, hostCPU{}); got != -1 {
+		t.Errorf("steal against an unread sample %.1f, want -1", got)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8", "cpu 1 2 3 4 5 6 7", "cpu 1 2 3 4 5 6 7 x"} {
+		if _, err := parseHostCPU([]byte(bad)); err == nil {
+			t.Errorf("parseHostCPU(%q) succeeded", bad)
+		}
+	}
+	if h := readHostCPU(); !h.ok || h.total <= 0 {
+		t.Errorf("this machine's /proc/stat read as %+v", h)
+	}
+}
+
 func TestParseProcStatus(t *testing.T) {
 	status := "Name:\tlivetab\nVmPeak:\t 2000 kB\nVmHWM:\t  51200 kB\nVmRSS:\t  40960 kB\nThreads:\t12\n"
 	rss, hwm, err := parseProcStatus([]byte(status))

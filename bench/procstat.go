@@ -148,3 +148,58 @@ func selfUsage() usage {
 	}
 	return u
 }
+
+// hostCPU is the machine's CPU time from /proc/stat's "cpu" line, in clock
+// ticks: all of it, and what the hypervisor gave to other guests while this
+// one had work (steal). A virtual machine whose host is busy loses CPU
+// this way, which the processes' own times cannot show; a run with much of
+// it measured a slower machine than the one it names.
+type hostCPU struct {
+	total, steal int64
+	ok           bool
+}
+
+func readHostCPU() hostCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return hostCPU{}
+	}
+	h, err := parseHostCPU(b)
+	if err != nil {
+		return hostCPU{}
+	}
+	return h
+}
+
+// parseHostCPU reads the first line of /proc/stat: "cpu" and the ticks
+// spent in user, nice, system, idle, iowait, irq, softirq, steal, ...
+// (guest times are counted in user already, so they are not added).
+func parseHostCPU(b []byte) (hostCPU, error) {
+	line, _, _ := bytes.Cut(b, []byte{'\n'})
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return hostCPU{}, errors.New("no cpu line with a steal column")
+	}
+	var h hostCPU
+	for i, s := range f[1:9] {
+		v, err := strconv.ParseInt(string(s), 10, 64)
+		if err != nil {
+			return hostCPU{}, fmt.Errorf("cpu field %d: %w", i+1, err)
+		}
+		h.total += v
+		if i == 7 {
+			h.steal = v
+		}
+	}
+	h.ok = true
+	return h, nil
+}
+
+// stealPercent is the share of the machine's CPU time between a and b
+// that went to other guests; -1 when unknown.
+func stealPercent(a, b hostCPU) float64 {
+	if !a.ok || !b.ok || b.total <= a.total {
+		return -1
+	}
+	return 100 * float64(b.steal-a.steal) / float64(b.total-a.total)
+}

@@ -81,9 +81,10 @@ func (r *runner) sample(ctx context.Context) {
 		sut   usage
 		sutOK bool
 		gen   usage
+		host  hostCPU
 	}
 	take := func() mark {
-		m := mark{at: time.Now(), load: r.load.st.snapshot(), items: r.subs.st.items.Load(), gen: selfUsage()}
+		m := mark{at: time.Now(), load: r.load.st.snapshot(), items: r.subs.st.items.Load(), gen: selfUsage(), host: readHostCPU()}
 		m.sut, m.sutOK = r.sut.usage()
 		return m
 	}
@@ -111,6 +112,7 @@ func (r *runner) sample(ctx context.Context) {
 			GenCPU: 100 * (cur.gen.CPU - prev.gen.CPU).Seconds() / dt,
 			Lag:    -1,
 			Subs:   r.subs.st.connected.Load(),
+			Steal:  stealPercent(prev.host, cur.host),
 		}
 		if cur.sutOK && prev.sutOK {
 			pt.SUTCPU = 100 * (cur.sut.CPU - prev.sut.CPU).Seconds() / dt
@@ -152,6 +154,9 @@ func statusLine(r *runner, pt Point) string {
 		fmt.Fprintf(&b, " | sut %.0f%% %.0fMB", pt.SUTCPU, pt.SUTRSSMB)
 	}
 	fmt.Fprintf(&b, " | gen %.0f%%", pt.GenCPU)
+	if pt.Steal >= 1 {
+		fmt.Fprintf(&b, " | steal %.0f%%", pt.Steal)
+	}
 	return b.String()
 }
 

@@ -45,6 +45,13 @@ type Machine struct {
 	// other work on the machine skews every figure.
 	LoadBefore string `json:"loadavg_before,omitempty"`
 	LoadAfter  string `json:"loadavg_after,omitempty"`
+	// StealPercent is the share of the machine's CPU time over the
+	// measured window that the hypervisor gave to other guests (steal in
+	// /proc/stat), and StealMaxPercent the most of any one second; -1
+	// when unknown. A virtual machine's neighbours take it, and the
+	// figures of a run with much of it describe a slower machine.
+	StealPercent    float64 `json:"steal_percent"`
+	StealMaxPercent float64 `json:"steal_max_percent"`
 }
 
 // Settings are the options that shaped the load.
@@ -281,6 +288,9 @@ type Point struct {
 	GenCPU        float64 `json:"generator_cpu_percent"`
 	Lag           int64   `json:"lag"`
 	Subs          int64   `json:"subscribers"`
+	// Steal is the share of the machine's CPU time the hypervisor gave
+	// to other guests (/proc/stat); -1 when unknown.
+	Steal float64 `json:"steal_percent"`
 }
 
 // write saves r as <dir>/result.json.
@@ -297,7 +307,7 @@ func (r *Result) write(dir string) (string, error) {
 }
 
 func machine() Machine {
-	return Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadBefore: loadavg()}
+	return Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, LoadBefore: loadavg(), StealPercent: -1, StealMaxPercent: -1}
 }
 
 func loadavg() string {
@@ -324,6 +334,12 @@ func (r *Result) summary(w io.Writer) {
 		p("  options changed from the preset: %s", strings.Join(r.PresetChanged, ", "))
 	}
 	p("machine: %d CPUs, %s, load before %s, after %s", r.Machine.CPUs, r.Machine.GoVersion, r.Machine.LoadBefore, r.Machine.LoadAfter)
+	if r.Machine.StealPercent >= 0 {
+		p("cpu steal (time the hypervisor gave other guests) over the window: %.1f%% of the machine, at most %.0f%% in one second", r.Machine.StealPercent, r.Machine.StealMaxPercent)
+		if r.Machine.StealPercent >= stealWarnPercent {
+			p("  WARNING: the machine lost %.0f%% of its CPU to other guests: this run measured a slower machine; repeat it", r.Machine.StealPercent)
+		}
+	}
 	if rs := r.Restart; rs != nil {
 		p("fill: %d items in %.1fs (%.0f/s); waited %.1fs for the processors (backlog left: %d); %d messages on the topics, data dir %.0f MB",
 			rs.FillItems, rs.FillS, rs.FillPerS, rs.CatchUpS, rs.BacklogAtStop, rs.TotalMessages, float64(rs.DataDirBytes)/1e6)
@@ -378,3 +394,7 @@ func (r *Result) summary(w io.Writer) {
 		p("note: %s", n)
 	}
 }
+
+// stealWarnPercent is the CPU steal over a run's window from which the
+// report warns that the run measured a slower machine.
+const stealWarnPercent = 5

@@ -396,12 +396,13 @@ type windowMark struct {
 	sut       usage
 	sutOK     bool
 	gen       usage
+	host      hostCPU
 	lag       int64
 	lagSeen   bool
 }
 
 func (r *runner) window() windowMark {
-	m := windowMark{at: time.Now(), load: r.load.st.snapshot(), gen: selfUsage()}
+	m := windowMark{at: time.Now(), load: r.load.st.snapshot(), gen: selfUsage(), host: readHostCPU()}
 	m.items, m.hot, m.connected = r.subs.st.items.Load(), r.subs.st.hotItems.Load(), r.subs.st.connected.Load()
 	m.sut, m.sutOK = r.sut.usage()
 	// The sampler's latest value: sampling here would stretch the window
@@ -555,6 +556,17 @@ func (r *runner) fill(w0, w1, w2 windowMark, mem *Memory) {
 		res.SUT.How = "in the generator's process: the generator's figures include the system's"
 	default:
 		res.SUT.How = "not measured (no process id of the deployment)"
+	}
+	res.Machine.StealPercent, res.Machine.StealMaxPercent = stealPercent(w0.host, w1.host), -1
+	if res.Machine.StealPercent >= 0 {
+		res.Machine.StealMaxPercent = 0
+		r.mu.Lock()
+		for _, pt := range r.series {
+			if pt.Phase == "measure" {
+				res.Machine.StealMaxPercent = max(res.Machine.StealMaxPercent, pt.Steal)
+			}
+		}
+		r.mu.Unlock()
 	}
 	res.Generator.CPUSeconds = (w1.gen.CPU - w0.gen.CPU).Seconds()
 	res.Generator.CPUPercent = 100 * res.Generator.CPUSeconds / secs
