@@ -1,10 +1,12 @@
 package topics
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -25,10 +27,15 @@ type EmbeddedOptions struct {
 	// topics (group tables, the view topic) and applies retention. The
 	// embedded broker reads its whole data directory when it starts, so
 	// compacting often keeps restarts fast; each pass briefly holds up
-	// requests, for longer the more table data there is. Default
-	// DefaultCompactInterval.
+	// requests, for longer the more table data there is: each pass is
+	// logged with how long it took (a warning from SlowCompaction on).
+	// Default DefaultCompactInterval.
 	CompactInterval time.Duration
 }
+
+// SlowCompaction is how long a compaction pass of the embedded broker may
+// take before it is logged as a warning: every request waited that long.
+const SlowCompaction = 500 * time.Millisecond
 
 // DefaultCompactInterval is EmbeddedOptions.CompactInterval's default.
 const DefaultCompactInterval = time.Minute
@@ -38,6 +45,9 @@ const DefaultCompactInterval = time.Minute
 // cluster.
 type Embedded struct {
 	*kfake.Cluster
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // StartEmbedded starts the in-process broker. Close it to flush its data
@@ -57,7 +67,10 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		// by a client that happens to ask first.
 		kfake.BrokerConfigs(map[string]string{
 			"auto.create.topics.enable": "false",
-			"log.cleaner.backoff.ms":    strconv.FormatInt(compact.Milliseconds(), 10),
+			// The broker's own compaction ticker is left idle: compact
+			// runs the passes, timing each, as a pass holds up every
+			// request while it runs.
+			"log.cleaner.backoff.ms": strconv.FormatInt(idleCompactTicker.Milliseconds(), 10),
 		}),
 	}
 	if opts.Port != 0 {
@@ -80,7 +93,54 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("topics: start embedded broker: %w", err)
 	}
-	return &Embedded{Cluster: c}, nil
+	e := &Embedded{Cluster: c, stop: make(chan struct{}), done: make(chan struct{})}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	go e.compact(compact, log)
+	return e, nil
+}
+
+// idleCompactTicker is the interval given to kfake's own compaction
+// ticker, which compact replaces: about a century.
+const idleCompactTicker = 100 * 365 * 24 * time.Hour
+
+// compact compacts the compacted topics and applies retention every
+// interval, logging how long each pass took, until Close.
+func (e *Embedded) compact(interval time.Duration, log *slog.Logger) {
+	defer close(e.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		e.Cluster.Compact()
+		took := time.Since(start)
+		level := slog.LevelDebug
+		switch {
+		case took >= SlowCompaction:
+			level = slog.LevelWarn
+		case took >= SlowCompaction/5:
+			level = slog.LevelInfo
+		}
+		log.Log(context.Background(), level, "embedded broker compacted its topics; requests waited meanwhile",
+			"part", "broker", "took", took.Round(time.Millisecond))
+	}
+}
+
+// Close stops the compaction passes and the broker, flushing its data
+// directory. Later calls do nothing.
+func (e *Embedded) Close() {
+	e.closeOnce.Do(func() {
+		close(e.stop)
+		<-e.done
+		e.Cluster.Close()
+	})
 }
 
 // Addrs are the brokers' host:port addresses.

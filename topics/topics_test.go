@@ -1,10 +1,13 @@
 package topics_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"hash/fnv"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,8 +162,29 @@ func TestHasherPartitionsByPrefix(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a log destination the broker's goroutines write to while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func TestEmbeddedCompactsOnItsInterval(t *testing.T) {
-	e, err := topics.StartEmbedded(topics.EmbeddedOptions{CompactInterval: 50 * time.Millisecond})
+	var logs lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e, err := topics.StartEmbedded(topics.EmbeddedOptions{CompactInterval: 50 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +233,12 @@ func TestEmbeddedCompactsOnItsInterval(t *testing.T) {
 		pc.Close()
 		c.Close()
 		if first == "v2" {
-			return // v1 was compacted away
+			// v1 was compacted away, by a pass that was timed.
+			if !strings.Contains(logs.String(), "embedded broker compacted its topics") || !strings.Contains(logs.String(), "took=") {
+				t.Errorf("no timed compaction pass in the log:\n%s", logs.String())
+			}
+			e.Close() // twice, with the cleanup: the second does nothing
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("oldest record still %q 10 s after a newer version of its key was written", first)
