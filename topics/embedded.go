@@ -129,7 +129,7 @@ func (e *Embedded) compact(interval time.Duration, log *slog.Logger) {
 			level = slog.LevelInfo
 		}
 		log.Log(context.Background(), level, "embedded broker compacted its topics; requests waited meanwhile",
-			"part", "broker", "took", took.Round(time.Millisecond))
+			"took", took.Round(time.Millisecond))
 	}
 }
 
