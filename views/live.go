@@ -614,19 +614,28 @@ func newUpdate(it *livetabv1.ViewItem, account string) (*update, error) {
 	if it.GetCursor() == 0 {
 		return nil, errors.New("item without cursor")
 	}
-	b, err := json.Marshal(encodeItem(it))
-	if err != nil {
-		return nil, fmt.Errorf("encode item %d: %w", it.GetCursor(), err)
-	}
 	u := &update{
 		cursor:     it.GetCursor(),
 		receivedUs: it.GetReceivedUs(),
 		counters:   encodeCounters(it.GetCounters()),
 		attrs:      attrsOf(it),
-		frame:      wrapItem(itemPrefix, b),
+		frame:      itemFrame(it),
 	}
 	u.hash = sessionHash(u.attrs.session)
 	// The frame, the attributes' strings and the structure itself.
 	u.size = len(u.frame) + u.attrs.size() + 256
 	return u, nil
+}
+
+// itemFrame is the item frame of it, {"type":"item","item":…}. The item is
+// encoded straight after the prefix into a scratch buffer on the stack
+// (most items fit), then copied once into a frame of exactly its length:
+// the frame is kept in the history, whose bound counts len(frame).
+func itemFrame(it *livetabv1.ViewItem) []byte {
+	var scratch [2048]byte
+	b := append(scratch[:0], itemPrefix...)
+	b = append(appendItemJSON(b, it), '}')
+	frame := make([]byte, len(b))
+	copy(frame, b)
+	return frame
 }
