@@ -136,7 +136,11 @@ type SUTResult struct {
 	Separated bool   `json:"separated"`
 	How       string `json:"how"`
 	Resources
-	StartS float64 `json:"start_s,omitempty"`
+	// CPUPerMessageUs is its CPU time over the window per hit and event
+	// it accepted, in microseconds: what a message costs, which, unlike
+	// latency, a busy host's steal hardly moves, so it compares builds.
+	CPUPerMessageUs float64 `json:"cpu_per_message_us,omitempty"`
+	StartS          float64 `json:"start_s,omitempty"`
 	StopS  float64 `json:"stop_s,omitempty"`
 	Pprof  string  `json:"pprof,omitempty"`
 }
@@ -385,6 +389,9 @@ func (r *Result) summary(w io.Writer) {
 	}
 	s := r.SUT
 	p("system under test (%s; %s): CPU %.1fs (%.0f%% of a core), peak RSS %.0f MB", s.Mode, s.How, s.CPUSeconds, s.CPUPercent, float64(s.PeakRSSBytes)/1e6)
+	if s.CPUPerMessageUs > 0 {
+		p("  CPU per accepted hit or event: %.0f µs", s.CPUPerMessageUs)
+	}
 	g := r.Generator
 	p("generator: CPU %.1fs (%.0f%% of a core), peak RSS %.0f MB", g.CPUSeconds, g.CPUPercent, float64(g.PeakRSSBytes)/1e6)
 	for _, c := range r.Targets {

@@ -552,6 +552,9 @@ func (r *runner) fill(w0, w1, w2 windowMark, mem *Memory) {
 		res.SUT.CPUSeconds = (w1.sut.CPU - w0.sut.CPU).Seconds()
 		res.SUT.CPUPercent = 100 * res.SUT.CPUSeconds / secs
 		res.SUT.PeakRSSBytes, res.SUT.RSSEndBytes = w1.sut.PeakRSS, w1.sut.RSS
+		if n := in.HitsAccepted + in.EventsAccepted; n > 0 {
+			res.SUT.CPUPerMessageUs = 1e6 * res.SUT.CPUSeconds / float64(n)
+		}
 	case o.Mode == ModeInProcess:
 		res.SUT.How = "in the generator's process: the generator's figures include the system's"
 	default:
