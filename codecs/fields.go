@@ -134,9 +134,15 @@ const (
 // Fields of livetab.v1.SessionsInput that are read or written by
 // protowire.
 const (
-	SessionsInputHit   protowire.Number = 4
-	SessionsInputEvent protowire.Number = 5
+	SessionsInputHit    protowire.Number = 4
+	SessionsInputEvent  protowire.Number = 5
+	SessionsInputEvents protowire.Number = 6
 )
+
+// SessionEventsEvents is livetab.v1.SessionEvents' only field; no field of
+// Event has its number, which tells a SessionEvents record of
+// livetab.events from a single Event (EventRecords).
+const SessionEventsEvents protowire.Number = 16
 
 // Fields of livetab.v1.ViewInput.
 const (

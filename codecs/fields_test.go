@@ -100,6 +100,8 @@ func TestFieldNumbers(t *testing.T) {
 
 		{&livetabv1.SessionsInput{}, "hit", codecs.SessionsInputHit},
 		{&livetabv1.SessionsInput{}, "event", codecs.SessionsInputEvent},
+		{&livetabv1.SessionsInput{}, "events", codecs.SessionsInputEvents},
+		{&livetabv1.SessionEvents{}, "events", codecs.SessionEventsEvents},
 		{&livetabv1.ViewInput{}, "hit", codecs.ViewInputHit},
 		{&livetabv1.ViewInput{}, "event", codecs.ViewInputEvent},
 		{&livetabv1.ViewInput{}, "conversion", codecs.ViewInputConversion},

@@ -632,6 +632,58 @@ func (x *EventBatch) GetEvents() []*Event {
 	return nil
 }
 
+// SessionEvents is one record of livetab.events: the events of one app
+// session that came in one request, in the order they came, keyed by
+// account like every record there. The collector writes one per session of
+// a request, so that each processor reads, stores and writes a session's
+// batch once rather than once per event. Its field number, 16, is none of
+// Event's: a record of the topic whose first field is 16 is a
+// SessionEvents, any other an Event on its own (as collectors before it
+// wrote every event).
+type SessionEvents struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*Event               `protobuf:"bytes,16,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionEvents) Reset() {
+	*x = SessionEvents{}
+	mi := &file_livetab_v1_livetab_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionEvents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionEvents) ProtoMessage() {}
+
+func (x *SessionEvents) ProtoReflect() protoreflect.Message {
+	mi := &file_livetab_v1_livetab_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionEvents.ProtoReflect.Descriptor instead.
+func (*SessionEvents) Descriptor() ([]byte, []int) {
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SessionEvents) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 // Conversion pairs a hit session with the app session it produced.
 type Conversion struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -669,7 +721,7 @@ type Conversion struct {
 
 func (x *Conversion) Reset() {
 	*x = Conversion{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[4]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +733,7 @@ func (x *Conversion) String() string {
 func (*Conversion) ProtoMessage() {}
 
 func (x *Conversion) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[4]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +746,7 @@ func (x *Conversion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conversion.ProtoReflect.Descriptor instead.
 func (*Conversion) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{4}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Conversion) GetId() string {
@@ -837,7 +889,7 @@ type TimelineEntry struct {
 
 func (x *TimelineEntry) Reset() {
 	*x = TimelineEntry{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[5]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +901,7 @@ func (x *TimelineEntry) String() string {
 func (*TimelineEntry) ProtoMessage() {}
 
 func (x *TimelineEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[5]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +914,7 @@ func (x *TimelineEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEntry.ProtoReflect.Descriptor instead.
 func (*TimelineEntry) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{5}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TimelineEntry) GetItem() isTimelineEntry_Item {
@@ -943,7 +995,7 @@ type Timeline struct {
 
 func (x *Timeline) Reset() {
 	*x = Timeline{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[6]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1007,7 @@ func (x *Timeline) String() string {
 func (*Timeline) ProtoMessage() {}
 
 func (x *Timeline) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[6]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1020,7 @@ func (x *Timeline) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeline.ProtoReflect.Descriptor instead.
 func (*Timeline) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{6}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Timeline) GetSession() string {
@@ -1037,6 +1089,7 @@ type SessionsInput struct {
 	//	*SessionsInput_Drop
 	//	*SessionsInput_Hit
 	//	*SessionsInput_Event
+	//	*SessionsInput_Events
 	Item          isSessionsInput_Item `protobuf_oneof:"item"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1044,7 +1097,7 @@ type SessionsInput struct {
 
 func (x *SessionsInput) Reset() {
 	*x = SessionsInput{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1109,7 @@ func (x *SessionsInput) String() string {
 func (*SessionsInput) ProtoMessage() {}
 
 func (x *SessionsInput) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[7]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1122,7 @@ func (x *SessionsInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionsInput.ProtoReflect.Descriptor instead.
 func (*SessionsInput) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{7}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SessionsInput) GetItem() isSessionsInput_Item {
@@ -1124,6 +1177,15 @@ func (x *SessionsInput) GetEvent() *Event {
 	return nil
 }
 
+func (x *SessionsInput) GetEvents() *SessionEvents {
+	if x != nil {
+		if x, ok := x.Item.(*SessionsInput_Events); ok {
+			return x.Events
+		}
+	}
+	return nil
+}
+
 type isSessionsInput_Item interface {
 	isSessionsInput_Item()
 }
@@ -1154,6 +1216,11 @@ type SessionsInput_Event struct {
 	Event *Event `protobuf:"bytes,5,opt,name=event,proto3,oneof"`
 }
 
+type SessionsInput_Events struct {
+	// Add the events, all of one session, to their session (the key).
+	Events *SessionEvents `protobuf:"bytes,6,opt,name=events,proto3,oneof"`
+}
+
 func (*SessionsInput_Conversion) isSessionsInput_Item() {}
 
 func (*SessionsInput_Chunk) isSessionsInput_Item() {}
@@ -1163,6 +1230,8 @@ func (*SessionsInput_Drop) isSessionsInput_Item() {}
 func (*SessionsInput_Hit) isSessionsInput_Item() {}
 
 func (*SessionsInput_Event) isSessionsInput_Item() {}
+
+func (*SessionsInput_Events) isSessionsInput_Item() {}
 
 // AttributionInput is the attribution processor's loopback message: a hit
 // or an install-like event re-keyed by a match key (or, for the event, by
@@ -1183,7 +1252,7 @@ type AttributionInput struct {
 
 func (x *AttributionInput) Reset() {
 	*x = AttributionInput{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1264,7 @@ func (x *AttributionInput) String() string {
 func (*AttributionInput) ProtoMessage() {}
 
 func (x *AttributionInput) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[8]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1277,7 @@ func (x *AttributionInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributionInput.ProtoReflect.Descriptor instead.
 func (*AttributionInput) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{8}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AttributionInput) GetItem() isAttributionInput_Item {
@@ -1301,7 +1370,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1382,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[9]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1395,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{9}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Candidate) GetMethod() MatchMethod {
@@ -1386,7 +1455,7 @@ type MatchState struct {
 
 func (x *MatchState) Reset() {
 	*x = MatchState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1467,7 @@ func (x *MatchState) String() string {
 func (*MatchState) ProtoMessage() {}
 
 func (x *MatchState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[10]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1480,7 @@ func (x *MatchState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchState.ProtoReflect.Descriptor instead.
 func (*MatchState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{10}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MatchState) GetHits() []*MatchHit {
@@ -1461,7 +1530,7 @@ type MatchHit struct {
 
 func (x *MatchHit) Reset() {
 	*x = MatchHit{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1542,7 @@ func (x *MatchHit) String() string {
 func (*MatchHit) ProtoMessage() {}
 
 func (x *MatchHit) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[11]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1555,7 @@ func (x *MatchHit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatchHit.ProtoReflect.Descriptor instead.
 func (*MatchHit) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{11}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MatchHit) GetId() string {
@@ -1543,7 +1612,7 @@ type AppSessionState struct {
 
 func (x *AppSessionState) Reset() {
 	*x = AppSessionState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1624,7 @@ func (x *AppSessionState) String() string {
 func (*AppSessionState) ProtoMessage() {}
 
 func (x *AppSessionState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[12]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +1637,7 @@ func (x *AppSessionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppSessionState.ProtoReflect.Descriptor instead.
 func (*AppSessionState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{12}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AppSessionState) GetInstall() *Event {
@@ -1622,7 +1691,7 @@ type AttributionState struct {
 
 func (x *AttributionState) Reset() {
 	*x = AttributionState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1703,7 @@ func (x *AttributionState) String() string {
 func (*AttributionState) ProtoMessage() {}
 
 func (x *AttributionState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[13]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1716,7 @@ func (x *AttributionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttributionState.ProtoReflect.Descriptor instead.
 func (*AttributionState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{13}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AttributionState) GetState() isAttributionState_State {
@@ -1717,7 +1786,7 @@ type Tick struct {
 
 func (x *Tick) Reset() {
 	*x = Tick{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1798,7 @@ func (x *Tick) String() string {
 func (*Tick) ProtoMessage() {}
 
 func (x *Tick) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[14]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +1811,7 @@ func (x *Tick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tick.ProtoReflect.Descriptor instead.
 func (*Tick) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{14}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Tick) GetTimeUs() int64 {
@@ -1768,7 +1837,7 @@ type Timer struct {
 
 func (x *Timer) Reset() {
 	*x = Timer{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1849,7 @@ func (x *Timer) String() string {
 func (*Timer) ProtoMessage() {}
 
 func (x *Timer) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[15]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1862,7 @@ func (x *Timer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timer.ProtoReflect.Descriptor instead.
 func (*Timer) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{15}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Timer) GetOp() isTimer_Op {
@@ -1882,7 +1951,7 @@ type TimerSchedule struct {
 
 func (x *TimerSchedule) Reset() {
 	*x = TimerSchedule{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +1963,7 @@ func (x *TimerSchedule) String() string {
 func (*TimerSchedule) ProtoMessage() {}
 
 func (x *TimerSchedule) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[16]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +1976,7 @@ func (x *TimerSchedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerSchedule.ProtoReflect.Descriptor instead.
 func (*TimerSchedule) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{16}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TimerSchedule) GetKey() string {
@@ -1945,7 +2014,7 @@ type TimerState struct {
 
 func (x *TimerState) Reset() {
 	*x = TimerState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2026,7 @@ func (x *TimerState) String() string {
 func (*TimerState) ProtoMessage() {}
 
 func (x *TimerState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[17]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2039,7 @@ func (x *TimerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimerState.ProtoReflect.Descriptor instead.
 func (*TimerState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{17}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TimerState) GetLastTickUs() int64 {
@@ -2014,7 +2083,7 @@ type ConvertedWith struct {
 
 func (x *ConvertedWith) Reset() {
 	*x = ConvertedWith{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2095,7 @@ func (x *ConvertedWith) String() string {
 func (*ConvertedWith) ProtoMessage() {}
 
 func (x *ConvertedWith) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[18]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2108,7 @@ func (x *ConvertedWith) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvertedWith.ProtoReflect.Descriptor instead.
 func (*ConvertedWith) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{18}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConvertedWith) GetSession() string {
@@ -2082,7 +2151,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2163,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[19]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2176,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{19}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Counters) GetHits() uint64 {
@@ -2160,7 +2229,7 @@ type ViewItem struct {
 
 func (x *ViewItem) Reset() {
 	*x = ViewItem{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2172,7 +2241,7 @@ func (x *ViewItem) String() string {
 func (*ViewItem) ProtoMessage() {}
 
 func (x *ViewItem) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[20]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2185,7 +2254,7 @@ func (x *ViewItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewItem.ProtoReflect.Descriptor instead.
 func (*ViewItem) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{20}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ViewItem) GetCursor() uint64 {
@@ -2316,7 +2385,7 @@ type ViewInput struct {
 
 func (x *ViewInput) Reset() {
 	*x = ViewInput{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2328,7 +2397,7 @@ func (x *ViewInput) String() string {
 func (*ViewInput) ProtoMessage() {}
 
 func (x *ViewInput) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[21]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2341,7 +2410,7 @@ func (x *ViewInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ViewInput.ProtoReflect.Descriptor instead.
 func (*ViewInput) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{21}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ViewInput) GetItem() isViewInput_Item {
@@ -2426,7 +2495,7 @@ type AccountState struct {
 
 func (x *AccountState) Reset() {
 	*x = AccountState{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[22]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +2507,7 @@ func (x *AccountState) String() string {
 func (*AccountState) ProtoMessage() {}
 
 func (x *AccountState) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[22]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +2520,7 @@ func (x *AccountState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountState.ProtoReflect.Descriptor instead.
 func (*AccountState) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{22}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AccountState) GetSeq() uint64 {
@@ -2508,7 +2577,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[23]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2520,7 +2589,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[23]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2533,7 +2602,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{23}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Link) GetAccount() string {
@@ -2615,7 +2684,7 @@ type Timeline_Stored struct {
 
 func (x *Timeline_Stored) Reset() {
 	*x = Timeline_Stored{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +2696,7 @@ func (x *Timeline_Stored) String() string {
 func (*Timeline_Stored) ProtoMessage() {}
 
 func (x *Timeline_Stored) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[26]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +2709,7 @@ func (x *Timeline_Stored) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeline_Stored.ProtoReflect.Descriptor instead.
 func (*Timeline_Stored) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{6, 0}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{7, 0}
 }
 
 func (x *Timeline_Stored) GetId() string {
@@ -2676,7 +2745,7 @@ type AccountState_MarkableItems struct {
 
 func (x *AccountState_MarkableItems) Reset() {
 	*x = AccountState_MarkableItems{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[27]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2688,7 +2757,7 @@ func (x *AccountState_MarkableItems) String() string {
 func (*AccountState_MarkableItems) ProtoMessage() {}
 
 func (x *AccountState_MarkableItems) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[27]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2701,7 +2770,7 @@ func (x *AccountState_MarkableItems) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountState_MarkableItems.ProtoReflect.Descriptor instead.
 func (*AccountState_MarkableItems) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{22, 0}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{23, 0}
 }
 
 func (x *AccountState_MarkableItems) GetItems() []*ViewItem {
@@ -2723,7 +2792,7 @@ type AccountState_PendingMarks struct {
 
 func (x *AccountState_PendingMarks) Reset() {
 	*x = AccountState_PendingMarks{}
-	mi := &file_livetab_v1_livetab_proto_msgTypes[28]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2735,7 +2804,7 @@ func (x *AccountState_PendingMarks) String() string {
 func (*AccountState_PendingMarks) ProtoMessage() {}
 
 func (x *AccountState_PendingMarks) ProtoReflect() protoreflect.Message {
-	mi := &file_livetab_v1_livetab_proto_msgTypes[28]
+	mi := &file_livetab_v1_livetab_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2748,7 +2817,7 @@ func (x *AccountState_PendingMarks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountState_PendingMarks.ProtoReflect.Descriptor instead.
 func (*AccountState_PendingMarks) Descriptor() ([]byte, []int) {
-	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{22, 1}
+	return file_livetab_v1_livetab_proto_rawDescGZIP(), []int{23, 1}
 }
 
 func (x *AccountState_PendingMarks) GetMarks() []*Conversion {
@@ -2816,7 +2885,9 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
 	"\n" +
 	"EventBatch\x12)\n" +
-	"\x06events\x18\x01 \x03(\v2\x11.livetab.v1.EventR\x06events\"\xa9\x04\n" +
+	"\x06events\x18\x01 \x03(\v2\x11.livetab.v1.EventR\x06events\":\n" +
+	"\rSessionEvents\x12)\n" +
+	"\x06events\x18\x10 \x03(\v2\x11.livetab.v1.EventR\x06events\"\xa9\x04\n" +
 	"\n" +
 	"Conversion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
@@ -2861,7 +2932,7 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\x06Stored\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\atime_us\x18\x02 \x01(\x03R\x06timeUs\x12\x14\n" +
-	"\x05entry\x18\x03 \x01(\fR\x05entry\"\xe5\x01\n" +
+	"\x05entry\x18\x03 \x01(\fR\x05entry\"\x9a\x02\n" +
 	"\rSessionsInput\x128\n" +
 	"\n" +
 	"conversion\x18\x01 \x01(\v2\x16.livetab.v1.ConversionH\x00R\n" +
@@ -2869,7 +2940,8 @@ const file_livetab_v1_livetab_proto_rawDesc = "" +
 	"\x05chunk\x18\x02 \x01(\v2\x14.livetab.v1.TimelineH\x00R\x05chunk\x12\x14\n" +
 	"\x04drop\x18\x03 \x01(\bH\x00R\x04drop\x12#\n" +
 	"\x03hit\x18\x04 \x01(\v2\x0f.livetab.v1.HitH\x00R\x03hit\x12)\n" +
-	"\x05event\x18\x05 \x01(\v2\x11.livetab.v1.EventH\x00R\x05eventB\x06\n" +
+	"\x05event\x18\x05 \x01(\v2\x11.livetab.v1.EventH\x00R\x05event\x123\n" +
+	"\x06events\x18\x06 \x01(\v2\x19.livetab.v1.SessionEventsH\x00R\x06eventsB\x06\n" +
 	"\x04item\"\xcc\x01\n" +
 	"\x10AttributionInput\x12#\n" +
 	"\x03hit\x18\x01 \x01(\v2\x0f.livetab.v1.HitH\x00R\x03hit\x12)\n" +
@@ -3023,7 +3095,7 @@ func file_livetab_v1_livetab_proto_rawDescGZIP() []byte {
 }
 
 var file_livetab_v1_livetab_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_livetab_v1_livetab_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_livetab_v1_livetab_proto_goTypes = []any{
 	(Platform)(0),                      // 0: livetab.v1.Platform
 	(MatchMethod)(0),                   // 1: livetab.v1.MatchMethod
@@ -3032,86 +3104,89 @@ var file_livetab_v1_livetab_proto_goTypes = []any{
 	(*Hit)(nil),                        // 4: livetab.v1.Hit
 	(*Event)(nil),                      // 5: livetab.v1.Event
 	(*EventBatch)(nil),                 // 6: livetab.v1.EventBatch
-	(*Conversion)(nil),                 // 7: livetab.v1.Conversion
-	(*TimelineEntry)(nil),              // 8: livetab.v1.TimelineEntry
-	(*Timeline)(nil),                   // 9: livetab.v1.Timeline
-	(*SessionsInput)(nil),              // 10: livetab.v1.SessionsInput
-	(*AttributionInput)(nil),           // 11: livetab.v1.AttributionInput
-	(*Candidate)(nil),                  // 12: livetab.v1.Candidate
-	(*MatchState)(nil),                 // 13: livetab.v1.MatchState
-	(*MatchHit)(nil),                   // 14: livetab.v1.MatchHit
-	(*AppSessionState)(nil),            // 15: livetab.v1.AppSessionState
-	(*AttributionState)(nil),           // 16: livetab.v1.AttributionState
-	(*Tick)(nil),                       // 17: livetab.v1.Tick
-	(*Timer)(nil),                      // 18: livetab.v1.Timer
-	(*TimerSchedule)(nil),              // 19: livetab.v1.TimerSchedule
-	(*TimerState)(nil),                 // 20: livetab.v1.TimerState
-	(*ConvertedWith)(nil),              // 21: livetab.v1.ConvertedWith
-	(*Counters)(nil),                   // 22: livetab.v1.Counters
-	(*ViewItem)(nil),                   // 23: livetab.v1.ViewItem
-	(*ViewInput)(nil),                  // 24: livetab.v1.ViewInput
-	(*AccountState)(nil),               // 25: livetab.v1.AccountState
-	(*Link)(nil),                       // 26: livetab.v1.Link
-	nil,                                // 27: livetab.v1.Request.ParamsEntry
-	nil,                                // 28: livetab.v1.Event.ParamsEntry
-	(*Timeline_Stored)(nil),            // 29: livetab.v1.Timeline.Stored
-	(*AccountState_MarkableItems)(nil), // 30: livetab.v1.AccountState.MarkableItems
-	(*AccountState_PendingMarks)(nil),  // 31: livetab.v1.AccountState.PendingMarks
-	nil,                                // 32: livetab.v1.Link.TagsEntry
+	(*SessionEvents)(nil),              // 7: livetab.v1.SessionEvents
+	(*Conversion)(nil),                 // 8: livetab.v1.Conversion
+	(*TimelineEntry)(nil),              // 9: livetab.v1.TimelineEntry
+	(*Timeline)(nil),                   // 10: livetab.v1.Timeline
+	(*SessionsInput)(nil),              // 11: livetab.v1.SessionsInput
+	(*AttributionInput)(nil),           // 12: livetab.v1.AttributionInput
+	(*Candidate)(nil),                  // 13: livetab.v1.Candidate
+	(*MatchState)(nil),                 // 14: livetab.v1.MatchState
+	(*MatchHit)(nil),                   // 15: livetab.v1.MatchHit
+	(*AppSessionState)(nil),            // 16: livetab.v1.AppSessionState
+	(*AttributionState)(nil),           // 17: livetab.v1.AttributionState
+	(*Tick)(nil),                       // 18: livetab.v1.Tick
+	(*Timer)(nil),                      // 19: livetab.v1.Timer
+	(*TimerSchedule)(nil),              // 20: livetab.v1.TimerSchedule
+	(*TimerState)(nil),                 // 21: livetab.v1.TimerState
+	(*ConvertedWith)(nil),              // 22: livetab.v1.ConvertedWith
+	(*Counters)(nil),                   // 23: livetab.v1.Counters
+	(*ViewItem)(nil),                   // 24: livetab.v1.ViewItem
+	(*ViewInput)(nil),                  // 25: livetab.v1.ViewInput
+	(*AccountState)(nil),               // 26: livetab.v1.AccountState
+	(*Link)(nil),                       // 27: livetab.v1.Link
+	nil,                                // 28: livetab.v1.Request.ParamsEntry
+	nil,                                // 29: livetab.v1.Event.ParamsEntry
+	(*Timeline_Stored)(nil),            // 30: livetab.v1.Timeline.Stored
+	(*AccountState_MarkableItems)(nil), // 31: livetab.v1.AccountState.MarkableItems
+	(*AccountState_PendingMarks)(nil),  // 32: livetab.v1.AccountState.PendingMarks
+	nil,                                // 33: livetab.v1.Link.TagsEntry
 }
 var file_livetab_v1_livetab_proto_depIdxs = []int32{
-	27, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
+	28, // 0: livetab.v1.Request.params:type_name -> livetab.v1.Request.ParamsEntry
 	3,  // 1: livetab.v1.Hit.request:type_name -> livetab.v1.Request
 	0,  // 2: livetab.v1.Hit.platform:type_name -> livetab.v1.Platform
 	0,  // 3: livetab.v1.Event.platform:type_name -> livetab.v1.Platform
-	28, // 4: livetab.v1.Event.params:type_name -> livetab.v1.Event.ParamsEntry
+	29, // 4: livetab.v1.Event.params:type_name -> livetab.v1.Event.ParamsEntry
 	3,  // 5: livetab.v1.Event.request:type_name -> livetab.v1.Request
 	5,  // 6: livetab.v1.EventBatch.events:type_name -> livetab.v1.Event
-	1,  // 7: livetab.v1.Conversion.method:type_name -> livetab.v1.MatchMethod
-	4,  // 8: livetab.v1.TimelineEntry.hit:type_name -> livetab.v1.Hit
-	5,  // 9: livetab.v1.TimelineEntry.event:type_name -> livetab.v1.Event
-	8,  // 10: livetab.v1.Timeline.entries:type_name -> livetab.v1.TimelineEntry
-	7,  // 11: livetab.v1.Timeline.conversion:type_name -> livetab.v1.Conversion
-	29, // 12: livetab.v1.Timeline.stored:type_name -> livetab.v1.Timeline.Stored
-	7,  // 13: livetab.v1.SessionsInput.conversion:type_name -> livetab.v1.Conversion
-	9,  // 14: livetab.v1.SessionsInput.chunk:type_name -> livetab.v1.Timeline
-	4,  // 15: livetab.v1.SessionsInput.hit:type_name -> livetab.v1.Hit
-	5,  // 16: livetab.v1.SessionsInput.event:type_name -> livetab.v1.Event
-	4,  // 17: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
-	5,  // 18: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
-	12, // 19: livetab.v1.AttributionInput.candidate:type_name -> livetab.v1.Candidate
-	18, // 20: livetab.v1.AttributionInput.timer:type_name -> livetab.v1.Timer
-	1,  // 21: livetab.v1.Candidate.method:type_name -> livetab.v1.MatchMethod
-	4,  // 22: livetab.v1.Candidate.hit:type_name -> livetab.v1.Hit
-	5,  // 23: livetab.v1.Candidate.event:type_name -> livetab.v1.Event
-	14, // 24: livetab.v1.MatchState.hits:type_name -> livetab.v1.MatchHit
-	5,  // 25: livetab.v1.MatchState.installs:type_name -> livetab.v1.Event
-	5,  // 26: livetab.v1.AppSessionState.install:type_name -> livetab.v1.Event
-	12, // 27: livetab.v1.AppSessionState.candidates:type_name -> livetab.v1.Candidate
-	7,  // 28: livetab.v1.AppSessionState.conversion:type_name -> livetab.v1.Conversion
-	13, // 29: livetab.v1.AttributionState.match:type_name -> livetab.v1.MatchState
-	15, // 30: livetab.v1.AttributionState.app:type_name -> livetab.v1.AppSessionState
-	20, // 31: livetab.v1.AttributionState.timer:type_name -> livetab.v1.TimerState
-	19, // 32: livetab.v1.Timer.schedule:type_name -> livetab.v1.TimerSchedule
-	1,  // 33: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
-	2,  // 34: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
-	21, // 35: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
-	22, // 36: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
-	4,  // 37: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
-	5,  // 38: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
-	7,  // 39: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
-	4,  // 40: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
-	5,  // 41: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
-	7,  // 42: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
-	22, // 43: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
-	32, // 44: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
-	23, // 45: livetab.v1.AccountState.MarkableItems.items:type_name -> livetab.v1.ViewItem
-	7,  // 46: livetab.v1.AccountState.PendingMarks.marks:type_name -> livetab.v1.Conversion
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	5,  // 7: livetab.v1.SessionEvents.events:type_name -> livetab.v1.Event
+	1,  // 8: livetab.v1.Conversion.method:type_name -> livetab.v1.MatchMethod
+	4,  // 9: livetab.v1.TimelineEntry.hit:type_name -> livetab.v1.Hit
+	5,  // 10: livetab.v1.TimelineEntry.event:type_name -> livetab.v1.Event
+	9,  // 11: livetab.v1.Timeline.entries:type_name -> livetab.v1.TimelineEntry
+	8,  // 12: livetab.v1.Timeline.conversion:type_name -> livetab.v1.Conversion
+	30, // 13: livetab.v1.Timeline.stored:type_name -> livetab.v1.Timeline.Stored
+	8,  // 14: livetab.v1.SessionsInput.conversion:type_name -> livetab.v1.Conversion
+	10, // 15: livetab.v1.SessionsInput.chunk:type_name -> livetab.v1.Timeline
+	4,  // 16: livetab.v1.SessionsInput.hit:type_name -> livetab.v1.Hit
+	5,  // 17: livetab.v1.SessionsInput.event:type_name -> livetab.v1.Event
+	7,  // 18: livetab.v1.SessionsInput.events:type_name -> livetab.v1.SessionEvents
+	4,  // 19: livetab.v1.AttributionInput.hit:type_name -> livetab.v1.Hit
+	5,  // 20: livetab.v1.AttributionInput.event:type_name -> livetab.v1.Event
+	13, // 21: livetab.v1.AttributionInput.candidate:type_name -> livetab.v1.Candidate
+	19, // 22: livetab.v1.AttributionInput.timer:type_name -> livetab.v1.Timer
+	1,  // 23: livetab.v1.Candidate.method:type_name -> livetab.v1.MatchMethod
+	4,  // 24: livetab.v1.Candidate.hit:type_name -> livetab.v1.Hit
+	5,  // 25: livetab.v1.Candidate.event:type_name -> livetab.v1.Event
+	15, // 26: livetab.v1.MatchState.hits:type_name -> livetab.v1.MatchHit
+	5,  // 27: livetab.v1.MatchState.installs:type_name -> livetab.v1.Event
+	5,  // 28: livetab.v1.AppSessionState.install:type_name -> livetab.v1.Event
+	13, // 29: livetab.v1.AppSessionState.candidates:type_name -> livetab.v1.Candidate
+	8,  // 30: livetab.v1.AppSessionState.conversion:type_name -> livetab.v1.Conversion
+	14, // 31: livetab.v1.AttributionState.match:type_name -> livetab.v1.MatchState
+	16, // 32: livetab.v1.AttributionState.app:type_name -> livetab.v1.AppSessionState
+	21, // 33: livetab.v1.AttributionState.timer:type_name -> livetab.v1.TimerState
+	20, // 34: livetab.v1.Timer.schedule:type_name -> livetab.v1.TimerSchedule
+	1,  // 35: livetab.v1.ConvertedWith.method:type_name -> livetab.v1.MatchMethod
+	2,  // 36: livetab.v1.ViewItem.kind:type_name -> livetab.v1.Kind
+	22, // 37: livetab.v1.ViewItem.converted_with:type_name -> livetab.v1.ConvertedWith
+	23, // 38: livetab.v1.ViewItem.counters:type_name -> livetab.v1.Counters
+	4,  // 39: livetab.v1.ViewItem.hit:type_name -> livetab.v1.Hit
+	5,  // 40: livetab.v1.ViewItem.event:type_name -> livetab.v1.Event
+	8,  // 41: livetab.v1.ViewItem.conversion:type_name -> livetab.v1.Conversion
+	4,  // 42: livetab.v1.ViewInput.hit:type_name -> livetab.v1.Hit
+	5,  // 43: livetab.v1.ViewInput.event:type_name -> livetab.v1.Event
+	8,  // 44: livetab.v1.ViewInput.conversion:type_name -> livetab.v1.Conversion
+	23, // 45: livetab.v1.AccountState.counters:type_name -> livetab.v1.Counters
+	33, // 46: livetab.v1.Link.tags:type_name -> livetab.v1.Link.TagsEntry
+	24, // 47: livetab.v1.AccountState.MarkableItems.items:type_name -> livetab.v1.ViewItem
+	8,  // 48: livetab.v1.AccountState.PendingMarks.marks:type_name -> livetab.v1.Conversion
+	49, // [49:49] is the sub-list for method output_type
+	49, // [49:49] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_livetab_v1_livetab_proto_init() }
@@ -3119,40 +3194,41 @@ func file_livetab_v1_livetab_proto_init() {
 	if File_livetab_v1_livetab_proto != nil {
 		return
 	}
-	file_livetab_v1_livetab_proto_msgTypes[5].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[6].OneofWrappers = []any{
 		(*TimelineEntry_Hit)(nil),
 		(*TimelineEntry_Event)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[7].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[8].OneofWrappers = []any{
 		(*SessionsInput_Conversion)(nil),
 		(*SessionsInput_Chunk)(nil),
 		(*SessionsInput_Drop)(nil),
 		(*SessionsInput_Hit)(nil),
 		(*SessionsInput_Event)(nil),
+		(*SessionsInput_Events)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[8].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[9].OneofWrappers = []any{
 		(*AttributionInput_Hit)(nil),
 		(*AttributionInput_Event)(nil),
 		(*AttributionInput_Candidate)(nil),
 		(*AttributionInput_Timer)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[13].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[14].OneofWrappers = []any{
 		(*AttributionState_Match)(nil),
 		(*AttributionState_App)(nil),
 		(*AttributionState_Timer)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[15].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[16].OneofWrappers = []any{
 		(*Timer_Schedule)(nil),
 		(*Timer_RegisterSecond)(nil),
 		(*Timer_FireUs)(nil),
 		(*Timer_ExpireUs)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[20].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[21].OneofWrappers = []any{
 		(*ViewItem_Hit)(nil),
 		(*ViewItem_Event)(nil),
 		(*ViewItem_Conversion)(nil),
 	}
-	file_livetab_v1_livetab_proto_msgTypes[21].OneofWrappers = []any{
+	file_livetab_v1_livetab_proto_msgTypes[22].OneofWrappers = []any{
 		(*ViewInput_Hit)(nil),
 		(*ViewInput_Event)(nil),
 		(*ViewInput_Conversion)(nil),
@@ -3163,7 +3239,7 @@ func file_livetab_v1_livetab_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_livetab_v1_livetab_proto_rawDesc), len(file_livetab_v1_livetab_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
