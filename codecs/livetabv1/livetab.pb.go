@@ -586,7 +586,8 @@ func (x *Event) GetRequest() *Request {
 
 // EventBatch is the protobuf body of POST /v1/events (Content-Type
 // application/x-protobuf): the events an SDK sends in one request. It is
-// never written to Kafka; each event is checked and produced on its own,
+// never written to Kafka; each event is checked on its own, and the events
+// of each app session are produced as one record (SessionEvents),
 // and the collector sets received_us and request itself.
 type EventBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
