@@ -141,8 +141,8 @@ type SUTResult struct {
 	// latency, a busy host's steal hardly moves, so it compares builds.
 	CPUPerMessageUs float64 `json:"cpu_per_message_us,omitempty"`
 	StartS          float64 `json:"start_s,omitempty"`
-	StopS  float64 `json:"stop_s,omitempty"`
-	Pprof  string  `json:"pprof,omitempty"`
+	StopS           float64 `json:"stop_s,omitempty"`
+	Pprof           string  `json:"pprof,omitempty"`
 }
 
 // Ingest is what the generator offered and the collector accepted during
