@@ -7,19 +7,20 @@
 //
 //   - the session id: the session's value, with its account, pairing and
 //     conversion, and its newest entries, the open chunk (at most
-//     ChunkSize), which every hit or event rewrites;
+//     ChunkSize), which every hit, event or batch of events rewrites;
 //   - ChunkKey(session, i): sealed chunk i, ChunkSize older entries in time
 //     order (session, account and stored entries only), written once. The
 //     session's value counts the chunks it sealed (Timeline.chunks); a
 //     session keeps the newest MaxChunks.
 //
 // So the cost of a hit or event is bounded by ChunkSize, whatever the
-// session's length. When the open chunk is full, the processor loops it to
-// its chunk key (a livetabv1.SessionsInput chunk), whose callback stores
-// it, and a drop to the oldest chunk's key when more than MaxChunks would
-// be left. Entries may arrive out of time order, so Read merges the chunks
-// by time; a redelivered entry is recognised within the open chunk when it
-// arrives, and by id when read.
+// session's length; the events of a SessionEvents are added together, with
+// one read and one write of the session's value. When the open chunk is
+// full, the processor loops it to its chunk key (a livetabv1.SessionsInput
+// chunk), whose callback stores it, and a drop to the oldest chunk's key
+// when more than MaxChunks would be left. Entries may arrive out of time
+// order, so Read merges the chunks by time; a redelivered entry is
+// recognised within the open chunk when it arrives, and by id when read.
 //
 // Entries are stored encoded (Timeline.stored), each with the id and time
 // that dedupe and order it beside it: the processor reads a hit's or
@@ -27,11 +28,24 @@
 // as they came, so that decoding and encoding a value copies its entries
 // without parsing them. Read decodes the entries it answers with.
 //
-// Inputs: topics.Hits and topics.Events, keyed by account, whose records
-// are looped to their session as they came (a record keyed by its session,
-// as older collectors wrote them, is added where it is read), and
-// topics.Conversions (keyed by app session), whose conversions are looped
-// back to the hit session so that both sides of a pair know each other.
+// Inputs, read as raw bytes so that a bad record is skipped with a warning:
+//
+//   - topics.Hits, keyed by account: each hit is looped to its session as
+//     it came (SessionsInput hit);
+//   - topics.Events, keyed by account, whose record is one Event, looped as
+//     a hit is (SessionsInput event), or a livetabv1.SessionEvents, the
+//     events of one app session that came in one request
+//     (codecs.EventRecords): looped to the session in one record
+//     (SessionsInput events), as it came when every event in it is good,
+//     else rebuilt from the good ones; a record mixing sessions is split
+//     into one per session. The loop callback adds a batch's events
+//     together;
+//   - topics.Conversions, keyed by app session, whose conversions are
+//     looped back to the hit session so that both sides of a pair know
+//     each other.
+//
+// A record keyed by its session (as older collectors wrote hits and
+// events) is added where it is read, without the loop.
 //
 // Retention: the open chunk drops entries older than Retention whenever it
 // is written. Everything else is swept by the visitor ExpireVisitor, which
@@ -47,6 +61,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -134,8 +149,16 @@ func (h handler) hit(ctx goka.Context, msg any) {
 	h.input(ctx, raw(msg), codecs.SessionsInputHit)
 }
 
+// event reads a record of topics.Events: one Event, added to its session
+// as input adds a hit, or a SessionEvents, whose events are added to their
+// session (sessionEvents).
 func (h handler) event(ctx goka.Context, msg any) {
-	h.input(ctx, raw(msg), codecs.SessionsInputEvent)
+	data := raw(msg)
+	if !codecs.IsSessionEvents(data) {
+		h.input(ctx, data, codecs.SessionsInputEvent)
+		return
+	}
+	h.sessionEvents(ctx, data)
 }
 
 // input adds a hit or an event (data; field says which, as a
@@ -148,7 +171,7 @@ func (h handler) input(ctx goka.Context, data []byte, field protowire.Number) {
 		return
 	}
 	if rec.Session == ctx.Key() {
-		h.add(ctx, rec.Account, rec.Entry)
+		h.add(ctx, rec)
 		return
 	}
 	in := make([]byte, 0, protowire.SizeTag(field)+protowire.SizeBytes(len(data)))
@@ -158,22 +181,115 @@ func (h handler) input(ctx goka.Context, data []byte, field protowire.Number) {
 
 // read reads a hit or an event (data; field says which, as a
 // SessionsInput's field), skipping it when it does not decode or lacks
-// its id, account or session.
-func (h handler) read(ctx goka.Context, data []byte, field protowire.Number) (Record, bool) {
+// its id, account or session. args name it in the warning when it is one
+// of a SessionEvents.
+func (h handler) read(ctx goka.Context, data []byte, field protowire.Number, args ...any) (Record, bool) {
 	what, read := "hit", ReadHit
 	if field == codecs.SessionsInputEvent {
 		what, read = "event", ReadEvent
 	}
 	rec, err := read(data)
 	if err != nil {
-		procutil.Skip(ctx, h.log, "record does not decode", "error", err)
+		procutil.Skip(ctx, h.log, "record does not decode", append(args, "error", err)...)
 		return Record{}, false
 	}
 	if rec.ID == "" || rec.Account == "" || rec.Session == "" {
-		procutil.Skip(ctx, h.log, what+" without id, account or session", what, rec.ID)
+		procutil.Skip(ctx, h.log, what+" without id, account or session", append(args, what, rec.ID)...)
 		return Record{}, false
 	}
 	return rec, true
+}
+
+// sessionEvents adds the events of a SessionEvents (data, a record of
+// topics.Events) to their session: here when it is the key, else by
+// looping them to it in one SessionsInput events, as they came when they
+// all are good events of that session. An event that does not decode or
+// lacks its id, account or session is skipped, the others still apply. A
+// SessionEvents is one session's, but a record that mixes sessions is
+// split: one loop record (or the adding here) per session, in the order of
+// their first event.
+func (h handler) sessionEvents(ctx goka.Context, data []byte) {
+	events, err := codecs.EventRecords(data)
+	if err != nil {
+		procutil.Skip(ctx, h.log, "record does not decode", "error", err)
+		return
+	}
+	recs, raws := h.readEvents(ctx, events)
+	if len(recs) == 0 {
+		return
+	}
+	session := recs[0].Session
+	mixed := slices.ContainsFunc(recs, func(r Record) bool { return r.Session != session })
+	if !mixed {
+		asCame := data
+		if len(recs) < len(events) {
+			asCame = nil
+		}
+		h.toSession(ctx, session, recs, raws, asCame)
+		return
+	}
+	// Rare: another producer's record. Quadratic in its sessions, which
+	// are few.
+	done := make([]bool, len(recs))
+	var own []Record
+	var ownRaws [][]byte
+	for i := range recs {
+		if done[i] {
+			continue
+		}
+		session := recs[i].Session
+		own, ownRaws = own[:0], ownRaws[:0]
+		for j := i; j < len(recs); j++ {
+			if !done[j] && recs[j].Session == session {
+				done[j] = true
+				own, ownRaws = append(own, recs[j]), append(ownRaws, raws[j])
+			}
+		}
+		h.toSession(ctx, session, own, ownRaws, nil)
+	}
+}
+
+// readEvents reads the events of a SessionEvents (read), skipping the bad
+// ones: the good ones' records, and their bytes.
+func (h handler) readEvents(ctx goka.Context, events [][]byte) ([]Record, [][]byte) {
+	recs := make([]Record, 0, len(events))
+	raws := make([][]byte, 0, len(events))
+	for i, ev := range events {
+		rec, ok := h.read(ctx, ev, codecs.SessionsInputEvent, "index", i)
+		if !ok {
+			continue
+		}
+		recs, raws = append(recs, rec), append(raws, ev)
+	}
+	return recs, raws
+}
+
+// toSession adds the events of session (recs, read from raws) here when
+// it is the key, else loops them to it as one SessionsInput events: a
+// SessionEvents of raws, or asCame, the record they all came in, when not
+// nil.
+func (h handler) toSession(ctx goka.Context, session string, recs []Record, raws [][]byte, asCame []byte) {
+	if session == ctx.Key() {
+		h.add(ctx, recs...)
+		return
+	}
+	size := len(asCame)
+	if asCame == nil {
+		for _, ev := range raws {
+			size += codecs.SessionEventSize(len(ev))
+		}
+	}
+	in := make([]byte, 0, protowire.SizeTag(codecs.SessionsInputEvents)+protowire.SizeBytes(size))
+	in = protowire.AppendTag(in, codecs.SessionsInputEvents, protowire.BytesType)
+	in = protowire.AppendVarint(in, uint64(size))
+	if asCame != nil {
+		in = append(in, asCame...)
+	} else {
+		for _, ev := range raws {
+			in = codecs.AppendSessionEvent(in, ev)
+		}
+	}
+	ctx.Loopback(session, in)
 }
 
 // raw is the record goka hands a callback whose edge uses codec.Bytes.
@@ -182,29 +298,58 @@ func raw(msg any) []byte {
 	return b
 }
 
-func (h handler) add(ctx goka.Context, account string, e *livetabv1.Timeline_Stored) {
+// add adds the entries of recs, records of the key's session, to its
+// value, in their order: one read of the value, one write when it changed,
+// and a loop record for every chunk sealed on the way (and a drop for the
+// chunk that fell out of the window), in order. The value, chunks and loop
+// records are those the records added one by one, each a record of its
+// own with the same timestamp, would give.
+func (h handler) add(ctx goka.Context, recs ...Record) {
+	if len(recs) == 0 {
+		return
+	}
 	if !isSessionKey(ctx.Key()) {
 		// Not valid UTF-8: not a session id, and possibly a chunk key.
 		procutil.Skip(ctx, h.log, "key is not a session id")
 		return
 	}
-	tl := timeline(ctx, account)
+	tl := timeline(ctx, "")
 	// The record's Kafka timestamp, not the wall clock, is "now", so that
 	// a replay rebuilds the same table.
-	sealed, changed := Add(tl, e, ctx.Timestamp())
+	now := ctx.Timestamp()
+	var sealed []*livetabv1.Timeline
+	changed := false
+	for _, rec := range recs {
+		// A record alone sets the account of a value without one only when
+		// it changes the value, which is then written.
+		account := tl.Account
+		if account == "" {
+			tl.Account = rec.Account
+		}
+		s, ok := Add(tl, rec.Entry, now)
+		if !ok {
+			tl.Account = account
+			continue
+		}
+		changed = true
+		if s != nil {
+			sealed = append(sealed, s)
+		}
+	}
 	if !changed {
 		return
 	}
 	ctx.SetValue(tl)
-	if sealed == nil {
-		return
-	}
-	procutil.Loopback(ctx, ChunkKey(tl.Session, tl.Chunks-1),
-		&livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Chunk{Chunk: sealed}})
-	if oldest := oldestChunk(tl.Chunks); oldest > 0 {
-		// One seal, one drop: the chunk that just fell out of the window.
-		procutil.Loopback(ctx, ChunkKey(tl.Session, oldest-1),
-			&livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Drop{Drop: true}})
+	first := tl.Chunks - uint32(len(sealed))
+	for i, c := range sealed {
+		chunk := first + uint32(i)
+		procutil.Loopback(ctx, ChunkKey(tl.Session, chunk),
+			&livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Chunk{Chunk: c}})
+		if oldest := oldestChunk(chunk + 1); oldest > 0 {
+			// One seal, one drop: the chunk that just fell out of the window.
+			procutil.Loopback(ctx, ChunkKey(tl.Session, oldest-1),
+				&livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Drop{Drop: true}})
+		}
 	}
 }
 
@@ -228,14 +373,19 @@ func (h handler) conversion(ctx goka.Context, msg any) {
 	procutil.Loopback(ctx, c.GetHitSession(), &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Conversion{Conversion: c}})
 }
 
-// loop handles the group's own messages: a hit or an event for its
-// session, a conversion for the hit session, and the storing and dropping
-// of sealed chunks.
+// loop handles the group's own messages: a hit, an event or the events of
+// a SessionEvents for their session, a conversion for the hit session, and
+// the storing and dropping of sealed chunks.
 func (h handler) loop(ctx goka.Context, msg any) {
-	// The most frequent record, a hit or an event as it came, is read in
-	// place: decoding it whole would parse its parameters for nothing.
+	// The most frequent records, a hit, an event or a SessionEvents as it
+	// came, are read in place: decoding them whole would parse their
+	// parameters for nothing.
 	if field, data, ok := loopedRecord(raw(msg)); ok {
-		h.looped(ctx, data, field)
+		if field == codecs.SessionsInputEvents {
+			h.loopedEvents(ctx, data)
+		} else {
+			h.looped(ctx, data, field)
+		}
 		return
 	}
 	in, ok := procutil.Decode[livetabv1.SessionsInput](ctx, h.log, msg)
@@ -247,6 +397,8 @@ func (h handler) loop(ctx goka.Context, msg any) {
 		h.loopedMessage(ctx, item.Hit, codecs.SessionsInputHit)
 	case *livetabv1.SessionsInput_Event:
 		h.loopedMessage(ctx, item.Event, codecs.SessionsInputEvent)
+	case *livetabv1.SessionsInput_Events:
+		h.loopedMessage(ctx, item.Events, codecs.SessionsInputEvents)
 	case *livetabv1.SessionsInput_Conversion:
 		h.pairHit(ctx, item.Conversion)
 	case *livetabv1.SessionsInput_Chunk:
@@ -269,28 +421,65 @@ func (h handler) looped(ctx goka.Context, data []byte, field protowire.Number) {
 		procutil.Skip(ctx, h.log, "looped record not keyed by its session", "id", rec.ID, "session", rec.Session)
 		return
 	}
-	h.add(ctx, rec.Account, rec.Entry)
+	h.add(ctx, rec)
 }
 
-// loopedMessage adds a looped hit or event that loopedRecord did not read
-// in place (its record in several parts, as protobuf allows), encoded
-// again as one.
+// loopedEvents adds the looped events of a SessionEvents (data) to their
+// session, the key, all at once (add). An event that does not decode,
+// lacks its id, account or session, or is of another session is skipped,
+// the others still apply.
+func (h handler) loopedEvents(ctx goka.Context, data []byte) {
+	if len(data) == 0 {
+		procutil.Skip(ctx, h.log, "looped session events without events")
+		return
+	}
+	// Not a single Event, which EventRecords reads any other record as:
+	// only a SessionEvents, whose first field is its events, is looped.
+	if !codecs.IsSessionEvents(data) {
+		procutil.Skip(ctx, h.log, "looped session events do not decode", "error", "its first field is not events (16)")
+		return
+	}
+	events, err := codecs.EventRecords(data)
+	if err != nil {
+		procutil.Skip(ctx, h.log, "looped session events do not decode", "error", err)
+		return
+	}
+	recs, _ := h.readEvents(ctx, events)
+	own := recs[:0]
+	for i, rec := range recs {
+		if rec.Session != ctx.Key() {
+			procutil.Skip(ctx, h.log, "looped event not keyed by its session", "id", rec.ID, "session", rec.Session)
+			continue
+		}
+		own = append(own, recs[i])
+	}
+	h.add(ctx, own...)
+}
+
+// loopedMessage adds a looped hit, event or SessionEvents that
+// loopedRecord did not read in place (its record in several parts, as
+// protobuf allows), encoded again as one.
 func (h handler) loopedMessage(ctx goka.Context, m proto.Message, field protowire.Number) {
 	data, err := proto.Marshal(m)
 	if err != nil {
 		procutil.Skip(ctx, h.log, "looped record does not encode", "error", err)
 		return
 	}
+	if field == codecs.SessionsInputEvents {
+		h.loopedEvents(ctx, data)
+		return
+	}
 	h.looped(ctx, data, field)
 }
 
-// loopedRecord is the hit or event a loop record holds when it is that
-// alone, one SessionsInput field as the processor loops it: the field
-// (codecs.SessionsInputHit or codecs.SessionsInputEvent) and the record's
-// bytes, shared with data.
+// loopedRecord is the hit, event or SessionEvents a loop record holds
+// when it is that alone, one SessionsInput field as the processor loops
+// it: the field (codecs.SessionsInputHit, SessionsInputEvent or
+// SessionsInputEvents) and the record's bytes, shared with data.
 func loopedRecord(data []byte) (protowire.Number, []byte, bool) {
 	num, typ, n := protowire.ConsumeTag(data)
-	if n < 0 || typ != protowire.BytesType || (num != codecs.SessionsInputHit && num != codecs.SessionsInputEvent) {
+	if n < 0 || typ != protowire.BytesType ||
+		(num != codecs.SessionsInputHit && num != codecs.SessionsInputEvent && num != codecs.SessionsInputEvents) {
 		return 0, nil, false
 	}
 	v, m := protowire.ConsumeBytes(data[n:])

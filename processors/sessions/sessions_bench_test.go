@@ -229,3 +229,58 @@ func BenchmarkRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkProcessorSessionEvents runs the processor in goka's tester on
+// app sessions of 20 events keyed by account, as the collector writes
+// them, one session per op: records=single is one record per event, each
+// looped to its session and added there; records=batch is the session's
+// events in one SessionEvents, looped once and added with one read and one
+// write of the session's value. B/op and allocs/op are per session;
+// ns/event is per event.
+func BenchmarkProcessorSessionEvents(b *testing.B) {
+	const length = 20
+	for _, batch := range []bool{false, true} {
+		name := "records=single"
+		if batch {
+			name = "records=batch"
+		}
+		b.Run(name, func(b *testing.B) {
+			tt := gokatest.Start(b, sessions.Graph())
+			// The records are built before the clock runs, so that only the
+			// processor is measured.
+			const sessionsAhead = 100
+			records := make([][][]byte, sessionsAhead)
+			for s := range records {
+				session := fmt.Sprintf("s%d", s)
+				var all []byte
+				for i := range length {
+					raw := benchRecord(b, session, i)
+					if batch {
+						all = codecs.AppendSessionEvent(all, raw)
+					} else {
+						records[s] = append(records[s], raw)
+					}
+				}
+				if batch {
+					records[s] = [][]byte{all}
+				}
+			}
+			b.ReportAllocs()
+			ops := 0
+			for b.Loop() {
+				if ops%sessionsAhead == 0 && ops > 0 {
+					// Keep the tester's storage small (it re-sorts its keys
+					// on every new key), and the sessions new.
+					b.StopTimer()
+					tt.ClearValues()
+					b.StartTimer()
+				}
+				for _, rec := range records[ops%sessionsAhead] {
+					tt.Consume(string(topics.Events), "acct-0001", rec, tester.WithTime(benchT0))
+				}
+				ops++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(ops*length), "ns/event")
+		})
+	}
+}
