@@ -201,20 +201,44 @@ func (h handler) hit(ctx goka.Context, msg any) {
 	}
 }
 
-// event loops an install-like event to its app session, which registers
-// it, and to each of its match keys.
+// event reads a record of topics.Events, one Event or a SessionEvents
+// (codecs.EventRecords), and handles each of its events (installEvent).
 func (h handler) event(ctx goka.Context, msg any) {
-	// Most events are not install-like: reading their name alone spares
-	// decoding them (parameters and all) only to drop them.
-	if raw, ok := msg.([]byte); ok && !installLikeRecord(raw) {
+	raw, _ := msg.([]byte)
+	if !codecs.IsSessionEvents(raw) {
+		h.installEvent(ctx, raw, -1)
 		return
 	}
-	ev, ok := procutil.Decode[livetabv1.Event](ctx, h.log, msg)
-	if !ok || !InstallLike(ev.GetName()) {
+	events, err := codecs.EventRecords(raw)
+	if err != nil {
+		procutil.Skip(ctx, h.log, "record does not decode", "error", err)
+		return
+	}
+	for i, ev := range events {
+		h.installEvent(ctx, ev, i)
+	}
+}
+
+// installEvent loops an install-like event (raw, encoded) to its app
+// session, which registers it, and to each of its match keys. index is
+// its index in the SessionEvents it came in, for the warnings; -1 when it
+// came alone.
+func (h handler) installEvent(ctx goka.Context, raw []byte, index int) {
+	// Most events are not install-like: reading their name alone spares
+	// decoding them (parameters and all) only to drop them.
+	if !installLikeRecord(raw) {
+		return
+	}
+	ev, err := codecs.Typed[livetabv1.Event](raw)
+	if err != nil {
+		h.skipEvent(ctx, "record does not decode", index, "error", err)
+		return
+	}
+	if !InstallLike(ev.GetName()) {
 		return
 	}
 	if ev.GetId() == "" || ev.GetAccount() == "" || ev.GetSession() == "" {
-		procutil.Skip(ctx, h.log, "event without id, account or session", "event", ev.GetId())
+		h.skipEvent(ctx, "event without id, account or session", index, "event", ev.GetId())
 		return
 	}
 	in := &livetabv1.AttributionInput{Item: &livetabv1.AttributionInput_Event{Event: ev}}
@@ -222,6 +246,15 @@ func (h handler) event(ctx goka.Context, msg any) {
 	for _, k := range InstallKeys(ev) {
 		procutil.Loopback(ctx, k, in)
 	}
+}
+
+// skipEvent logs a skipped event, with its index when it is one of a
+// SessionEvents.
+func (h handler) skipEvent(ctx goka.Context, reason string, index int, args ...any) {
+	if index >= 0 {
+		args = append(args, "index", index)
+	}
+	procutil.Skip(ctx, h.log, reason, args...)
 }
 
 // tick applies a clock record to its timer partition key.

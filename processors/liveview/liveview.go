@@ -6,9 +6,16 @@
 // are applied where they are read; a record keyed otherwise, such as a
 // conversion (keyed by app session) or a hit written by an older collector
 // (keyed by session), is looped back keyed by its account, as it came
-// (only its id and account are read). Either way the processor reads only
-// what it decides with, and emits each item built around the input's bytes; only
-// conversions, which are rare, are decoded. The group table
+// (only its id and account are read). A record of topics.Events is one
+// Event or a SessionEvents, the events of one app session of a request
+// (codecs.EventRecords): its events of the key's account are applied in
+// order with one read and one write of the account's state for the whole
+// record, which emits the items (and leaves the state) that the same events
+// one record each would, but for the emission time, which the record's
+// items share; an event of another account is looped to it on its own, and
+// one that does not decode is skipped alone. Either way the processor reads
+// only what it decides with, and emits each item built around the input's
+// bytes; only conversions, which are rare, are decoded. The group table
 // (topics.LiveviewGroup, value livetabv1.AccountState) numbers each
 // account's items and counts them, and keeps only what its decisions need,
 // so that an item costs the same whatever the account's history: the
@@ -106,45 +113,110 @@ type handler struct {
 // numbers (codecs.ViewInputHit, ...).
 
 func (h handler) hit(ctx goka.Context, msg any) {
-	h.forward(ctx, livetabv1.Kind_KIND_HIT, codecs.ViewInputHit, msg)
+	data, _ := msg.([]byte)
+	h.forward(ctx, livetabv1.Kind_KIND_HIT, codecs.ViewInputHit, [][]byte{data}, false)
 }
 
+// event reads a record of topics.Events, one Event or a SessionEvents
+// (codecs.EventRecords).
 func (h handler) event(ctx goka.Context, msg any) {
-	h.forward(ctx, livetabv1.Kind_KIND_EVENT, codecs.ViewInputEvent, msg)
+	data, _ := msg.([]byte)
+	if !codecs.IsSessionEvents(data) {
+		h.forward(ctx, livetabv1.Kind_KIND_EVENT, codecs.ViewInputEvent, [][]byte{data}, false)
+		return
+	}
+	events, err := codecs.EventRecords(data)
+	if err != nil {
+		procutil.Skip(ctx, h.log, "record does not decode", "kind", livetabv1.Kind_KIND_EVENT.String(), "error", err)
+		return
+	}
+	h.forward(ctx, livetabv1.Kind_KIND_EVENT, codecs.ViewInputEvent, events, true)
 }
 
 func (h handler) conversion(ctx goka.Context, msg any) {
-	h.forward(ctx, livetabv1.Kind_KIND_CONVERSION, codecs.ViewInputConversion, msg)
+	data, _ := msg.([]byte)
+	h.forward(ctx, livetabv1.Kind_KIND_CONVERSION, codecs.ViewInputConversion, [][]byte{data}, false)
 }
 
-// forward applies an input record (msg, raw bytes of a Hit, Event or
-// Conversion) to its account as a ViewInput whose item is field: here when
-// the record is keyed by its account, else by looping it to the account.
-// The direct way spares the record a Kafka round trip on the way to the
-// live tab.
+// forward applies input records (raw bytes of Hits, Events or Conversions:
+// one record of the input topic, or the events of a SessionEvents, batch)
+// to their accounts as ViewInputs whose item is field: those of the
+// account the record is keyed by here, together and in order (applyAll),
+// the others by looping each to its account. The direct way spares the record a Kafka
+// round trip on the way to the live tab, and a batch's events one state
+// read and one table write each.
 //
-// Only the record's id and account are read here; the loop checks the
-// whole record (ReadInput), and skips it then if a part nested deeper does
-// not decode.
-func (h handler) forward(ctx goka.Context, kind livetabv1.Kind, field protowire.Number, msg any) {
-	data, _ := msg.([]byte)
-	id, account, err := idAndAccount(data)
-	if err != nil {
-		procutil.Skip(ctx, h.log, "record does not decode", "kind", kind.String(), "error", err)
-		return
+// Only the records' ids and accounts are read here; applyAll and the loop
+// check the whole record (ReadInput), and skip it then if a part nested
+// deeper does not decode. A record skipped here leaves the others of a
+// batch to apply; its warning tells its index in the batch.
+func (h handler) forward(ctx goka.Context, kind livetabv1.Kind, field protowire.Number, records [][]byte, batch bool) {
+	// The ViewInputs applied here share one buffer, sized for all the
+	// records: it is not grown, so the slices of it stay put.
+	size := 0
+	for _, data := range records {
+		size += protowire.SizeTag(field) + protowire.SizeBytes(len(data))
 	}
-	if account == "" || id == "" {
-		procutil.Skip(ctx, h.log, "record without account or id", "kind", kind.String(), "id", id)
-		return
+	var (
+		buf   []byte
+		one   [1]input // a single record's, kept off the heap
+		local = one[:0]
+	)
+	for i, data := range records {
+		id, account, err := idAndAccount(data)
+		if err != nil {
+			h.skipRecord(ctx, "record does not decode", batch, i, "kind", kind.String(), "error", err)
+			continue
+		}
+		if len(account) == 0 || len(id) == 0 {
+			h.skipRecord(ctx, "record without account or id", batch, i, "kind", kind.String(), "id", string(id))
+			continue
+		}
+		if string(account) != ctx.Key() {
+			in := make([]byte, 0, protowire.SizeTag(field)+protowire.SizeBytes(len(data)))
+			ctx.Loopback(string(account), appendViewInput(in, field, data))
+			continue
+		}
+		if buf == nil {
+			buf = make([]byte, 0, size)
+			if len(records) > 1 {
+				local = make([]input, 0, len(records))
+			}
+		}
+		start := len(buf)
+		buf = appendViewInput(buf, field, data)
+		in := input{data: buf[start:len(buf):len(buf)], index: -1}
+		if batch {
+			in.index = i
+		}
+		local = append(local, in)
 	}
-	in := make([]byte, 0, protowire.SizeTag(field)+protowire.SizeBytes(len(data)))
-	in = protowire.AppendTag(in, field, protowire.BytesType)
-	in = protowire.AppendBytes(in, data)
-	if account == ctx.Key() {
-		h.apply(ctx, in)
-		return
+	if len(local) > 0 {
+		h.applyAll(ctx, local)
 	}
-	ctx.Loopback(account, in)
+}
+
+// appendViewInput appends to b the ViewInput whose item, field, is data.
+func appendViewInput(b []byte, field protowire.Number, data []byte) []byte {
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	return protowire.AppendBytes(b, data)
+}
+
+// skipRecord logs a skipped record, with its index when it is one of a
+// batch.
+func (h handler) skipRecord(ctx goka.Context, reason string, batch bool, index int, args ...any) {
+	if batch {
+		args = append(args, "index", index)
+	}
+	procutil.Skip(ctx, h.log, reason, args...)
+}
+
+// input is an encoded ViewInput that applyAll applies, with the index of
+// its event in the SessionEvents it came in, for the warnings; -1 when it
+// came alone.
+type input struct {
+	data  []byte
+	index int
 }
 
 // errNotUTF8 is the error of a string field that is not valid UTF-8, which
@@ -153,33 +225,34 @@ var errNotUTF8 = errors.New("string field is not valid UTF-8")
 
 // idAndAccount reads fields 1 (id) and 2 (account) of a Hit, Event or
 // Conversion, which all number them so, the last occurrence winning as in
-// proto.Unmarshal. It checks the record's outer framing only.
-func idAndAccount(data []byte) (id, account string, err error) {
+// proto.Unmarshal. It checks the record's outer framing only. id and
+// account share data's memory: most records only compare them.
+func idAndAccount(data []byte) (id, account []byte, err error) {
 	for len(data) > 0 {
 		num, typ, n := protowire.ConsumeTag(data)
 		if n < 0 {
-			return "", "", fmt.Errorf("%w: %w", codecs.ErrDecode, protowire.ParseError(n))
+			return nil, nil, fmt.Errorf("%w: %w", codecs.ErrDecode, protowire.ParseError(n))
 		}
 		data = data[n:]
 		if (num == 1 || num == 2) && typ == protowire.BytesType {
 			v, n := protowire.ConsumeBytes(data)
 			if n < 0 {
-				return "", "", fmt.Errorf("%w: field %d: %w", codecs.ErrDecode, num, protowire.ParseError(n))
+				return nil, nil, fmt.Errorf("%w: field %d: %w", codecs.ErrDecode, num, protowire.ParseError(n))
 			}
 			if !utf8.Valid(v) {
-				return "", "", fmt.Errorf("%w: field %d: %w", codecs.ErrDecode, num, errNotUTF8)
+				return nil, nil, fmt.Errorf("%w: field %d: %w", codecs.ErrDecode, num, errNotUTF8)
 			}
 			if num == 1 {
-				id = string(v)
+				id = v
 			} else {
-				account = string(v)
+				account = v
 			}
 			data = data[n:]
 			continue
 		}
 		n = protowire.ConsumeFieldValue(num, typ, data)
 		if n < 0 {
-			return "", "", fmt.Errorf("%w: field %d: %w", codecs.ErrDecode, num, protowire.ParseError(n))
+			return nil, nil, fmt.Errorf("%w: field %d: %w", codecs.ErrDecode, num, protowire.ParseError(n))
 		}
 		data = data[n:]
 	}
@@ -189,33 +262,47 @@ func idAndAccount(data []byte) (id, account string, err error) {
 // loop applies a looped input to its account.
 func (h handler) loop(ctx goka.Context, msg any) {
 	data, _ := msg.([]byte)
-	h.apply(ctx, data)
+	h.applyAll(ctx, []input{{data: data, index: -1}})
 }
 
-// apply adds an input (an encoded ViewInput) to its account's state (the
-// key) and emits the resulting view items.
-func (h handler) apply(ctx goka.Context, data []byte) {
-	in, err := ReadInput(data)
-	if err != nil {
-		procutil.Skip(ctx, h.log, "record does not decode", "error", err)
-		return
+// applyAll adds inputs (encoded ViewInputs), in order, to their account's
+// state (the key) and emits the resulting view items, in order. The state
+// is read once and, when an input changed it, written once, whatever the
+// number of inputs; an input that does not decode or is not the key's is
+// skipped, the others still apply. Items emitted together share their
+// emission time.
+func (h handler) applyAll(ctx goka.Context, inputs []input) {
+	var (
+		st      *livetabv1.AccountState
+		nowUs   int64
+		changed bool
+	)
+	for _, x := range inputs {
+		in, err := ReadInput(x.data)
+		if err != nil {
+			h.skipRecord(ctx, "record does not decode", x.index >= 0, x.index, "error", err)
+			continue
+		}
+		if in.Kind == livetabv1.Kind_KIND_UNSPECIFIED || in.Account == "" || in.Account != ctx.Key() {
+			h.skipRecord(ctx, "view input without payload or not keyed by its account", x.index >= 0, x.index, "kind", in.Kind.String(), "account", in.Account)
+			continue
+		}
+		if st == nil {
+			st, _ = ctx.Value().(*livetabv1.AccountState)
+			if st == nil {
+				st = &livetabv1.AccountState{}
+			}
+			nowUs = h.now().UnixMicro()
+		}
+		items := Apply(st, in, nowUs)
+		for _, it := range items {
+			ctx.Emit(topics.View, topics.ViewKey(in.Account, it.Cursor), it.Data)
+		}
+		changed = changed || len(items) > 0
 	}
-	if in.Kind == livetabv1.Kind_KIND_UNSPECIFIED || in.Account == "" || in.Account != ctx.Key() {
-		procutil.Skip(ctx, h.log, "view input without payload or not keyed by its account", "kind", in.Kind.String(), "account", in.Account)
-		return
+	if changed {
+		ctx.SetValue(st)
 	}
-	st, _ := ctx.Value().(*livetabv1.AccountState)
-	if st == nil {
-		st = &livetabv1.AccountState{}
-	}
-	items := Apply(st, in, h.now().UnixMicro())
-	if len(items) == 0 {
-		return
-	}
-	for _, it := range items {
-		ctx.Emit(topics.View, topics.ViewKey(in.Account, it.Cursor), it.Data)
-	}
-	ctx.SetValue(st)
 }
 
 // encodedItemCodec is the view topic's codec in this group: Encode takes

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lovoo/goka/tester"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs"
@@ -170,5 +171,68 @@ func BenchmarkProcessorEvent(b *testing.B) {
 	}
 	if n != i {
 		b.Fatalf("%d view items for %d events", n, i)
+	}
+}
+
+// benchSessionLen is how many events a session sends in one request in
+// BenchmarkProcessorSessionEvents.
+const benchSessionLen = 20
+
+// BenchmarkProcessorSessionEvents runs the processor in goka's tester on
+// one app session's 20 events per op, keyed by account as the collector
+// writes them: as 20 records of one Event each (one state read and write
+// per event), and as one SessionEvents (one per record). ns/event is the
+// cost per event; the view items are counted afterwards.
+func BenchmarkProcessorSessionEvents(b *testing.B) {
+	// More sessions than the window holds events, so that none is a
+	// redelivery when the ring comes round.
+	const sessions = 64
+	singles := make([][][]byte, sessions)
+	batches := make([][]byte, sessions)
+	for s := range sessions {
+		for k := range benchSessionLen {
+			data := marshal(b, benchEvent(1_000_000+s*benchSessionLen+k))
+			singles[s] = append(singles[s], data)
+			batches[s] = codecs.AppendSessionEvent(batches[s], data)
+		}
+	}
+	for _, bc := range []struct {
+		name    string
+		consume func(tt *tester.Tester, s int)
+	}{
+		{"20-records", func(tt *tester.Tester, s int) {
+			for _, data := range singles[s] {
+				tt.Consume(string(topics.Events), "acct-0001", data)
+			}
+		}},
+		{"session-events", func(tt *tester.Tester, s int) {
+			tt.Consume(string(topics.Events), "acct-0001", batches[s])
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			tt := gokatest.Start(b, liveview.NewGraph(liveview.Options{Now: func() time.Time { return time.UnixMicro(benchNowUs) }}))
+			for i := range liveview.Window {
+				tt.Consume(string(topics.Events), "acct-0001", marshal(b, benchEvent(i)))
+			}
+			view := tt.NewQueueTracker(string(topics.View))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				bc.consume(tt, i%sessions)
+				i++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i*benchSessionLen), "ns/event")
+			b.StopTimer()
+			n := 0
+			for {
+				if _, _, ok := view.NextRaw(); !ok {
+					break
+				}
+				n++
+			}
+			if n != i*benchSessionLen {
+				b.Fatalf("%d view items for %d events", n, i*benchSessionLen)
+			}
+		})
 	}
 }
