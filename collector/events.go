@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,10 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/livetab/livetab/codecs/livetabv1"
-	"github.com/livetab/livetab/topics"
 )
 
 // Event statuses in the answer of POST /v1/events.
@@ -124,8 +120,9 @@ func (r rawEvent) id() string {
 }
 
 // events serves POST /v1/events: it checks each event, produces the valid
-// ones as one batch, and answers each event's fate once Kafka has them
-// all. Nothing is produced unless at least one event is valid.
+// ones as one batch (a record per app session, see eventMessages), and
+// answers each event's fate once Kafka has them all. Nothing is produced
+// unless at least one event is valid.
 func (c *Collector) events(w http.ResponseWriter, r *http.Request) {
 	mt, ok := requireMediaType(w, r, mediaJSON, mediaProtobuf)
 	if !ok {
@@ -154,7 +151,7 @@ func (c *Collector) events(w http.ResponseWriter, r *http.Request) {
 	// The events of a request share its headers: the Request is read and
 	// encoded once, and every event's encoding ends with it.
 	req, _ := c.requestInfo(r)
-	msgs := c.eventMessages(results, evs, req, len(body))
+	msgs, accepted := c.eventMessages(results, evs, req, len(body))
 	if len(msgs) == 0 {
 		c.countRejected(results)
 		status, reason := http.StatusBadRequest, "no valid event"
@@ -165,73 +162,16 @@ func (c *Collector) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := c.producer.SendMessagesContext(r.Context(), msgs); err != nil {
-		// Some events may have been written: the SDK retries the batch with
-		// the same ids, which the pipeline deduplicates.
-		c.log.Warn("produce events", "events", len(msgs), "err", err)
+		// Some records may have been written, each with all its events:
+		// the SDK retries the batch with the same ids, which the pipeline
+		// deduplicates.
+		c.log.Warn("produce events", "events", accepted, "records", len(msgs), "err", err)
 		writeUnavailable(w, "cannot record the events, retry in a moment")
 		return
 	}
 	c.countRejected(results)
-	c.metrics.eventsAccepted(len(msgs))
+	c.metrics.eventsAccepted(accepted)
 	writeEventsAnswer(w, http.StatusOK, eventsAnswer{Results: results})
-}
-
-// eventOverhead bounds what an event's encoding takes beyond what it took
-// in the body: received_us and time_us (a tag and up to ten bytes each),
-// and the request field's tag and length.
-const eventOverhead = 2*11 + 1 + binary.MaxVarintLen32
-
-// eventMessages encodes the valid events, each with the request's
-// Request, into one buffer (bodyLen, the request body's length, sizes it)
-// and returns their messages for topics.Events, all allocated together.
-// An event that does not encode is rejected in results.
-func (c *Collector) eventMessages(results []eventResult, evs []*livetabv1.Event, req *livetabv1.Request, bodyLen int) []*sarama.ProducerMessage {
-	reqWire, reqErr := appendRequest(make([]byte, 0, requestSize(req)), req)
-	n, keys := 0, 0
-	for _, ev := range evs {
-		if ev != nil {
-			n++
-			keys += len(ev.Account)
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	// Each message's value is its event's encoding and its key the
-	// account's bytes (topics.Events), both in buf: sarama encodes a key more than once,
-	// which costs a copy each time for a StringEncoder. An event takes
-	// fewer bytes than in the body, JSON or protobuf, but for the request
-	// and its times: buf is sized once, and should it be short, appending
-	// moves on to a new array, which leaves the messages already cut
-	// where they were.
-	buf := make([]byte, 0, bodyLen+n*(len(reqWire)+eventOverhead)+keys)
-	slab := make([]sarama.ProducerMessage, n)
-	encs := make([]sarama.ByteEncoder, 2*n)
-	msgs := make([]*sarama.ProducerMessage, 0, n)
-	for i, ev := range evs {
-		if ev == nil {
-			continue
-		}
-		start := len(buf)
-		var err error
-		if buf, err = appendEvent(buf, ev, reqWire); err != nil || reqErr != nil {
-			// Every string was checked for UTF-8; failing here is a bug.
-			c.log.Error("encode event", "id", ev.Id, "err", errors.Join(err, reqErr))
-			results[i] = eventResult{ID: ev.Id, Status: StatusRejected, Code: RejectMalformed, Reason: "cannot encode event"}
-			buf = buf[:start]
-			continue
-		}
-		mid := len(buf)
-		buf = append(buf, ev.Account...)
-		// Capacities end with each part, so that nothing appended later
-		// can reach into one.
-		j := len(msgs)
-		key, value := &encs[2*j], &encs[2*j+1]
-		*key, *value = buf[mid:len(buf):len(buf)], buf[start:mid:mid]
-		slab[j] = sarama.ProducerMessage{Topic: string(topics.Events), Key: key, Value: value}
-		msgs = append(msgs, &slab[j])
-	}
-	return msgs
 }
 
 // parseEvents splits a body of media type mt into its events and checks

@@ -1,6 +1,7 @@
 package collector_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -69,20 +71,79 @@ func (e *env) postEvents(r request) (*http.Response, eventsAnswer) {
 	return resp, ans
 }
 
+// eventRecord is a record of livetab.events, read as the processors read
+// it: one Event, or a SessionEvents of an app session's events.
+type eventRecord struct {
+	partition int32
+	offset    int64
+	key       string
+	batch     bool // a SessionEvents
+	size      int  // of the value
+	events    []*livetabv1.Event
+}
+
+// ids renders r as "key:id,id" ("key:[id,id]" for a SessionEvents).
+func (r eventRecord) ids() string {
+	ids := make([]string, len(r.events))
+	for i, ev := range r.events {
+		ids[i] = ev.Id
+	}
+	s := strings.Join(ids, ",")
+	if r.batch {
+		s = "[" + s + "]"
+	}
+	return r.key + ":" + s
+}
+
+// readEventRecord decodes m, a record of livetab.events, failing the test
+// unless it decodes and each of its events belongs to the account it is
+// keyed by.
+func readEventRecord(t *testing.T, m *sarama.ConsumerMessage) eventRecord {
+	t.Helper()
+	raws, err := codecs.EventRecords(m.Value)
+	if err != nil {
+		t.Fatalf("event record at %d/%d: %v", m.Partition, m.Offset, err)
+	}
+	r := eventRecord{partition: m.Partition, offset: m.Offset, key: string(m.Key), batch: codecs.IsSessionEvents(m.Value), size: len(m.Value)}
+	for _, raw := range raws {
+		ev, err := codecs.Typed[livetabv1.Event](raw)
+		if err != nil {
+			t.Fatalf("event record at %d/%d: %v", m.Partition, m.Offset, err)
+		}
+		if r.key != ev.Account {
+			t.Errorf("event %s keyed %q, want its account %q", ev.Id, r.key, ev.Account)
+		}
+		r.events = append(r.events, ev)
+	}
+	return r
+}
+
+// eventRecords reads the records of livetab.events written since before,
+// in partition and offset order.
+func (e *env) eventRecords(before offsets) []eventRecord {
+	e.t.Helper()
+	var recs []eventRecord
+	for _, m := range e.since(string(topics.Events), before) {
+		recs = append(recs, readEventRecord(e.t, m))
+	}
+	slices.SortFunc(recs, func(a, b eventRecord) int {
+		return cmp.Or(cmp.Compare(a.partition, b.partition), cmp.Compare(a.offset, b.offset))
+	})
+	return recs
+}
+
 // producedEvents decodes the events written since before, checking each is
 // keyed by its account.
 func (e *env) producedEvents(before offsets) map[string]*livetabv1.Event {
 	e.t.Helper()
 	evs := map[string]*livetabv1.Event{}
-	for _, m := range e.since(string(topics.Events), before) {
-		ev, err := codecs.Typed[livetabv1.Event](m.Value)
-		if err != nil {
-			e.t.Fatal(err)
+	for _, r := range e.eventRecords(before) {
+		for _, ev := range r.events {
+			if evs[ev.Id] != nil {
+				e.t.Errorf("event %s written twice", ev.Id)
+			}
+			evs[ev.Id] = ev
 		}
-		if string(m.Key) != ev.Account {
-			e.t.Errorf("event %s keyed %q, want its account %q", ev.Id, m.Key, ev.Account)
-		}
-		evs[ev.Id] = ev
 	}
 	return evs
 }
@@ -381,5 +442,145 @@ func TestEventsAccountLifecycle(t *testing.T) {
 	}
 	if got := slices.Sorted(maps.Keys(e.producedEvents(before))); !slices.Equal(got, []string{"l2", "l3-a"}) {
 		t.Errorf("produced %v, want [l2 l3-a]", got)
+	}
+}
+
+// TestEventsOneRecordPerSession checks what a batch of several app
+// sessions, interleaved, is written as: one record per session, keyed by
+// its account, in the order the sessions first appear (as far as a
+// partition shows it: a key's records are in order); a session of one
+// event as that Event, one of several as a SessionEvents of them in
+// request order, each event with every field a record of its own has.
+func TestEventsOneRecordPerSession(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	e.known("acme", "other")
+	ev := func(id, account, session string) *livetabv1.Event {
+		return &livetabv1.Event{Id: id, Account: account, Session: session, Name: "open", Platform: livetabv1.Platform_PLATFORM_IOS}
+	}
+	evs := []*livetabv1.Event{ev("e1", "acme", "s1"), ev("e2", "acme", "s2"), ev("e3", "other", "s1"), ev("e4", "acme", "s1"),
+		ev("e5", "acme", "s3"), ev("e6", "other", "s1"), ev("e7", "acme", "s2"), {Id: "e8", Account: "acme", Session: "s3"}, ev("e9", "acme", "s1")}
+	wantResults := []string{"e1:accepted", "e2:accepted", "e3:accepted", "e4:accepted", "e5:accepted", "e6:accepted", "e7:accepted",
+		"e8:rejected:missing_field", "e9:accepted"}
+	// By key, in offset order; e8 is rejected, which leaves s3 one event.
+	wantRecords := map[string][]string{"acme": {"acme:[e1,e4,e9]", "acme:[e2,e7]", "acme:e5"}, "other": {"other:[e3,e6]"}}
+	jsonBody := []any{}
+	for _, ev := range evs {
+		m := map[string]any{"id": ev.Id, "account": ev.Account, "session": ev.Session, "platform": "ios"}
+		if ev.Name != "" {
+			m["name"] = ev.Name
+		}
+		jsonBody = append(jsonBody, m)
+	}
+	for _, tt := range []struct {
+		name, contentType string
+		body              any
+	}{
+		{name: "json", body: jsonBody},
+		{name: "protobuf", contentType: "application/x-protobuf", body: protoBatch(t, evs...)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.endOffsets(string(topics.Events))
+			resp, ans := e.postEvents(request{body: tt.body, contentType: tt.contentType, header: http.Header{"User-Agent": {uaIPhone}}})
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%d %v", resp.StatusCode, ans)
+			}
+			if !slices.Equal(ans.statuses(), wantResults) {
+				t.Errorf("results %v, want %v", ans.statuses(), wantResults)
+			}
+			byKey := map[string][]string{}
+			for _, r := range e.eventRecords(before) {
+				byKey[r.key] = append(byKey[r.key], r.ids())
+				for _, got := range r.events {
+					if got.ReceivedUs != e.now.UnixMicro() || got.TimeUs != e.now.UnixMicro() || got.GetRequest().GetUserAgent() != uaIPhone ||
+						got.GetRequest().GetIp() != "127.0.0.1" {
+						t.Errorf("event %s lacks what the collector adds: %v", got.Id, got)
+					}
+					sent := proto.Clone(evs[slices.IndexFunc(evs, func(s *livetabv1.Event) bool { return s.Id == got.Id })]).(*livetabv1.Event)
+					sent.ReceivedUs, sent.TimeUs, sent.Request = got.ReceivedUs, got.TimeUs, got.Request
+					if !proto.Equal(got, sent) {
+						t.Errorf("event %s written as\n %v\nwant\n %v", got.Id, got, sent)
+					}
+				}
+			}
+			if !maps.EqualFunc(byKey, wantRecords, slices.Equal) {
+				t.Errorf("records by key %q, want %q", byKey, wantRecords)
+			}
+		})
+	}
+}
+
+// TestEventsLargestRequests sends bodies of about the largest size with
+// every event of one session: they are written whole, a session's events
+// split across records that Kafka takes (at most MaxEventRecord each),
+// every event once.
+func TestEventsLargestRequests(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	e.known("acme")
+	long := strings.Repeat("h", 2000) // cut to MaxHeaderLen
+	var query []string
+	for i := range collector.MaxRequestParams {
+		query = append(query, fmt.Sprintf("%0*d=%s", collector.MaxParamKeyLen, i, strings.Repeat("q", collector.MaxParamValueLen)))
+	}
+	params := map[string]string{}
+	for i := range collector.MaxEventParams {
+		params[fmt.Sprintf("%0*d", collector.MaxParamKeyLen, i)] = strings.Repeat("v", collector.MaxParamValueLen)
+	}
+	// body is a JSON array of as many events as fit in MaxEventsBody.
+	body := func(prefix string) (data []byte, ids []string) {
+		data = []byte{'['}
+		for i := 0; ; i++ {
+			id := fmt.Sprintf("%s-%d", prefix, i)
+			ev, err := json.Marshal(map[string]any{"id": id, "account": "acme", "session": "big-" + prefix, "name": "open", "params": params})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(data)+len(ev)+2 > collector.MaxEventsBody || len(ids) == collector.MaxEventsPerRequest {
+				return append(data, ']'), ids
+			}
+			if i > 0 {
+				data = append(data, ',')
+			}
+			data, ids = append(data, ev...), append(ids, id)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		path string
+	}{
+		// Each event then takes some 128 kB, about the largest the limits
+		// allow: two fit a record.
+		{name: "the longest query and headers", path: "/v1/events?" + strings.Join(query, "&")},
+		{name: "no query", path: "/v1/events"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			data, ids := body(strings.ReplaceAll(tt.name, " ", "-"))
+			before := e.endOffsets(string(topics.Events))
+			resp, raw := e.do(request{method: "POST", path: tt.path, body: data,
+				header: http.Header{"User-Agent": {long}, "Referer": {long}, "Accept-Language": {long}}})
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%d bytes of %d events: %d %.200s", len(data), len(ids), resp.StatusCode, raw)
+			}
+			recs := e.eventRecords(before)
+			var got []string
+			batches := 0
+			for _, r := range recs {
+				if r.batch {
+					batches++
+					if r.size > collector.MaxEventRecord {
+						t.Errorf("a record of %d events takes %d bytes, over %d", len(r.events), r.size, collector.MaxEventRecord)
+					}
+				}
+				for _, ev := range r.events {
+					got = append(got, ev.Id)
+				}
+			}
+			if !slices.Equal(got, ids) {
+				t.Errorf("events written %v, want %v in order", got, ids)
+			}
+			if batches == 0 || len(recs) < 2 {
+				t.Errorf("%d events in %d records, %d of several events", len(ids), len(recs), batches)
+			}
+			t.Logf("%d bytes of body, %d events in %d records (%d of several events)", len(data), len(ids), len(recs), batches)
+		})
 	}
 }

@@ -52,3 +52,7 @@ func ProducerPending(c *Collector) int64 { return c.metrics.pending.Load() }
 func ProducerClosing(c *Collector) <-chan struct{} {
 	return c.producer.(*ackProducer).closing
 }
+
+// MaxEventRecord bounds the value of a record of livetab.events that holds
+// several events.
+const MaxEventRecord = maxEventRecord

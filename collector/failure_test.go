@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -240,11 +242,9 @@ func (l *ledger) check(t *testing.T, hits, events []*sarama.ConsumerMessage) map
 
 	evOnTopic := map[string]int{}
 	for _, m := range events {
-		ev, err := codecs.Typed[livetabv1.Event](m.Value)
-		if err != nil {
-			t.Fatalf("event record at %d/%d: %v", m.Partition, m.Offset, err)
+		for _, ev := range readEventRecord(t, m).events {
+			evOnTopic[ev.GetId()]++
 		}
-		evOnTopic[ev.GetId()]++
 	}
 	for id := range l.accepted {
 		if evOnTopic[id] == 0 {
@@ -595,6 +595,72 @@ func TestCloseWaitsForInFlightWrites(t *testing.T) {
 		t.Errorf("%d hits and %d events accepted, want %d and %d", clicks, accepted, n/2, n)
 	}
 	l.check(t, e.since(string(topics.Hits), offsets{}), e.since(string(topics.Events), offsets{}))
+}
+
+// TestEventsRecordFails makes the broker refuse the records of one
+// partition: the request is answered 503, as whenever a record of it fails
+// (the SDK retries the batch), and each record's events share its fate —
+// the records of the other partition are written whole, those refused not
+// at all. The retry is then accepted.
+func TestEventsRecordFails(t *testing.T) {
+	e := startEnv(t, envOptions{opts: func(o *collector.Options) { o.ProduceTimeout = testProduceTimeout }})
+	// Two accounts whose records go to different partitions.
+	partitioner := topics.Partitioner(string(topics.Events))
+	partitionOf := func(account string) int32 {
+		p, err := partitioner.Partition(&sarama.ProducerMessage{Topic: string(topics.Events), Key: sarama.StringEncoder(account)}, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	kept, refused := "acme", ""
+	for i := range 100 {
+		if a := fmt.Sprintf("other%d", i); partitionOf(a) != partitionOf(kept) {
+			refused = a
+			break
+		}
+	}
+	if refused == "" {
+		t.Fatal("no account found on another partition than acme's")
+	}
+	e.known(kept, refused)
+	var body []map[string]string
+	for _, ev := range [][3]string{{"k1", kept, "s1"}, {"r1", refused, "s1"}, {"k2", kept, "s2"}, {"k3", kept, "s1"}, {"r2", refused, "s1"}, {"r3", refused, "s2"}} {
+		body = append(body, map[string]string{"id": ev[0], "account": ev[1], "session": ev[2], "name": "open"})
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	before := e.endOffsets(string(topics.Events))
+	// Not a retriable error: the producer gives up on those records at once.
+	h := e.broker.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: string(topics.Events), Partitions: []int32{partitionOf(refused)},
+		Err: kerr.InvalidRecord, Count: -1})
+	checkUnavailable(t, "events with a record refused", e.send("POST", "/v1/events", string(data)), testProduceTimeout+answerSlack)
+	// Every record gets its answer before the broker takes them again.
+	waitFor(t, 10*time.Second, "the producer to settle every record", func() bool { return collector.ProducerPending(e.c) == 0 })
+	h.Remove()
+	var got []string
+	for _, r := range e.eventRecords(before) {
+		got = append(got, r.ids())
+	}
+	if want := []string{kept + ":[k1,k3]", kept + ":k2"}; !slices.Equal(got, want) {
+		t.Errorf("records written %q, want %q: those of the partition that took them, whole", got, want)
+	}
+
+	before = e.endOffsets(string(topics.Events))
+	resp, ans := e.postEvents(request{body: body})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("retry: %d %v", resp.StatusCode, ans)
+	}
+	byKey := map[string][]string{}
+	for _, r := range e.eventRecords(before) {
+		byKey[r.key] = append(byKey[r.key], r.ids())
+	}
+	if want := map[string][]string{kept: {kept + ":[k1,k3]", kept + ":k2"}, refused: {refused + ":[r1,r2]", refused + ":r3"}}; !maps.EqualFunc(byKey, want, slices.Equal) {
+		t.Errorf("retry wrote %q, want %q", byKey, want)
+	}
 }
 
 // TestProducerRetryIsIdempotent makes the broker append a hit but answer

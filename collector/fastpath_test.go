@@ -3,7 +3,6 @@ package collector
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livetab/livetab/codecs/livetabv1"
-	"github.com/livetab/livetab/topics"
 )
 
 // checkSamePath fails unless parseEvents answers body as the thorough path
@@ -390,57 +388,4 @@ func TestJSONBatchRandom(t *testing.T) {
 		t.Errorf("only %d of 4000 bodies took the one-pass path: the test does not exercise it", fast)
 	}
 	t.Logf("%d of 4000 bodies took the one-pass path", fast)
-}
-
-// TestEventMessages checks the messages of a batch against the events,
-// for a batch whose encodings outgrow the buffer's first guess.
-func TestEventMessages(t *testing.T) {
-	c := &Collector{log: slog.New(slog.DiscardHandler)}
-	big := map[string]string{}
-	for i := range MaxEventParams {
-		big["k"+strconv.Itoa(i)] = strings.Repeat("v", MaxParamValueLen)
-	}
-	evs := []*livetabv1.Event{
-		{Id: "e1", Account: "acme", Session: "s1", Name: "open", TimeUs: 1, ReceivedUs: 2},
-		nil,
-		{Id: "e3", Account: "acme", Session: "s-three", Name: "big", Params: big, DeviceIds: []string{"d1", "d2"}, ReceivedUs: -1},
-		{Id: "e4", Account: "acme", Session: "s4", Name: "open", Platform: livetabv1.Platform_PLATFORM_IOS},
-	}
-	req := &livetabv1.Request{Ip: "192.0.2.1", UserAgent: benchUA, Params: map[string]string{"a": "b"}}
-	results := make([]eventResult, len(evs))
-	// The body the events came in, as short as it can be.
-	msgs := c.eventMessages(results, evs, req, 10)
-	if len(msgs) != 3 {
-		t.Fatalf("%d messages for 3 events", len(msgs))
-	}
-	j := 0
-	for _, ev := range evs {
-		if ev == nil {
-			continue
-		}
-		m := msgs[j]
-		j++
-		key, err := m.Key.Encode()
-		if err != nil || string(key) != ev.Account {
-			t.Errorf("message of %s has key %q (%v), want the account %q", ev.Id, key, err, ev.Account)
-		}
-		value, err := m.Value.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := &livetabv1.Event{}
-		if err := proto.Unmarshal(value, got); err != nil {
-			t.Fatalf("message of %s does not decode: %v", ev.Id, err)
-		}
-		want := proto.Clone(ev).(*livetabv1.Event)
-		want.Request = req
-		if !proto.Equal(got, want) || m.Topic != string(topics.Events) {
-			t.Errorf("message of %s to %s:\n %v\nwant\n %v", ev.Id, m.Topic, got, want)
-		}
-	}
-	for i, r := range results {
-		if r != (eventResult{}) {
-			t.Errorf("result %d set to %+v", i, r)
-		}
-	}
 }

@@ -318,11 +318,11 @@ func TestTrustedProxy(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("%d events", len(msgs))
 	}
-	ev, err := codecs.Typed[livetabv1.Event](msgs[0].Value)
-	if err != nil {
-		t.Fatal(err)
+	rec := readEventRecord(t, msgs[0])
+	if len(rec.events) != 1 {
+		t.Fatalf("%d events in the record", len(rec.events))
 	}
-	if got := ev.GetRequest().GetIp(); got != "2001:db8::7" {
+	if got := rec.events[0].GetRequest().GetIp(); got != "2001:db8::7" {
 		t.Errorf("event ip %q, want Forwarded's for=", got)
 	}
 }

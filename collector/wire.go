@@ -11,12 +11,13 @@ import (
 	"github.com/livetab/livetab/codecs/livetabv1"
 )
 
-// The collector writes a Hit or an Event per message it produces, and the
-// events of one request all carry the same Request. proto.Marshal is
-// generic: it sizes each message before writing it, reaches every field
-// through reflection-built tables, and walks maps through reflection. The
-// encoders here write the same wire format directly, the Request of a
-// batch once for all its events. They write what proto.Marshal writes:
+// The collector writes a Hit, an Event, or a SessionEvents of Events (see
+// eventMessages) per message it produces, and the events of one request all
+// carry the same Request. proto.Marshal is generic: it sizes each message
+// before writing it, reaches every field through reflection-built tables,
+// and walks maps through reflection. The encoders here write the same wire
+// format directly, the Request of a batch once for all its events. They
+// write what proto.Marshal writes:
 // fields in number order, proto3 scalars only when they are not zero, map
 // entries with both key and value; only the order of map entries differs,
 // which proto.Marshal does not fix either. wire_test.go checks them against

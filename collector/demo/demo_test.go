@@ -248,17 +248,24 @@ func TestRun(t *testing.T) {
 		}
 		attributed, organic, followUps = 0, 0, 0
 		for _, m := range events.snapshot() {
-			ev, err := codecs.Typed[livetabv1.Event](m.Value)
+			// A record holds one event or a session's (a SessionEvents).
+			raws, err := codecs.EventRecords(m.Value)
 			if err != nil {
 				t.Fatal(err)
 			}
-			switch {
-			case ev.Name == "install" && ev.ClickId == "":
-				organic++
-			case ev.Name == "install" && clickIDs[ev.ClickId]:
-				attributed++
-			case ev.Name != "install":
-				followUps++
+			for _, raw := range raws {
+				ev, err := codecs.Typed[livetabv1.Event](raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case ev.Name == "install" && ev.ClickId == "":
+					organic++
+				case ev.Name == "install" && clickIDs[ev.ClickId]:
+					attributed++
+				case ev.Name != "install":
+					followUps++
+				}
 			}
 		}
 		return len(clickIDs) >= 10 && attributed >= 2 && organic >= 1 && followUps >= 2
