@@ -71,6 +71,19 @@ func AppendSessionEvent(b, event []byte) []byte {
 	return protowire.AppendBytes(b, event)
 }
 
+// SessionEventsOf is the SessionEvents record of events, encoded Events.
+func SessionEventsOf(events ...[]byte) []byte {
+	n := 0
+	for _, ev := range events {
+		n += SessionEventSize(len(ev))
+	}
+	b := make([]byte, 0, n)
+	for _, ev := range events {
+		b = AppendSessionEvent(b, ev)
+	}
+	return b
+}
+
 // SessionEventSize is how many bytes AppendSessionEvent adds for an event
 // of n bytes.
 func SessionEventSize(n int) int {

@@ -42,6 +42,9 @@ func TestEventRecords(t *testing.T) {
 			t.Errorf("event %d decodes to %v, want %v", i, decoded.GetEvents()[i], ev)
 		}
 	}
+	if of := codecs.SessionEventsOf(raws...); !bytes.Equal(of, batch) || cap(of) != len(of) {
+		t.Errorf("SessionEventsOf = %x (capacity %d), want %x", of, cap(of), batch)
+	}
 	if !codecs.IsSessionEvents(batch) {
 		t.Error("a SessionEvents is not recognised")
 	}

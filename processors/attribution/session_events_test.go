@@ -16,15 +16,6 @@ import (
 	"github.com/livetab/livetab/topics"
 )
 
-// sessionEvents is the SessionEvents record of the encoded events raws.
-func sessionEvents(raws ...[]byte) []byte {
-	var b []byte
-	for _, raw := range raws {
-		b = codecs.AppendSessionEvent(b, raw)
-	}
-	return b
-}
-
 func encode(t *testing.T, m proto.Message) []byte {
 	t.Helper()
 	b, err := proto.Marshal(m)
@@ -42,7 +33,7 @@ func (r *run) sessionEvents(es ...*livetabv1.Event) {
 	for i, e := range es {
 		raws[i] = encode(r.t, e)
 	}
-	r.tt.Consume(string(topics.Events), "acme", sessionEvents(raws...))
+	r.tt.Consume(string(topics.Events), "acme", codecs.SessionEventsOf(raws...))
 }
 
 // TestSessionEventsConvertAsTheInstallAlone: an install among in-app
@@ -118,7 +109,7 @@ func TestSessionEventsBadRecords(t *testing.T) {
 
 	// Broken framing: the install before the break is not handled either.
 	e := install("e1", "app", time.Hour, withClick("c1"))
-	broken := protowire.AppendTag(sessionEvents(encode(t, e)), codecs.SessionEventsEvents, protowire.BytesType)
+	broken := protowire.AppendTag(codecs.SessionEventsOf(encode(t, e)), codecs.SessionEventsEvents, protowire.BytesType)
 	broken = append(broken, 0x05, 'x')
 	r.tt.Consume(string(topics.Events), "acme", broken)
 	line, ok := logs.Find("level=WARN", "does not decode", "topic="+string(topics.Events), "key=acme")
@@ -135,7 +126,7 @@ func TestSessionEventsBadRecords(t *testing.T) {
 	corrupt := append(encode(t, install("e3", "app3", time.Hour, withClick("c1"))),
 		protowire.AppendBytes(protowire.AppendTag(nil, codecs.EventRequest, protowire.BytesType), []byte{0xff, 0xff})...)
 	inApp := encode(t, install("o1", "app", time.Hour, named("open")))
-	r.tt.Consume(string(topics.Events), "acme", sessionEvents(inApp, noSession, corrupt, encode(t, e)))
+	r.tt.Consume(string(topics.Events), "acme", codecs.SessionEventsOf(inApp, noSession, corrupt, encode(t, e)))
 	for _, w := range []struct{ reason, index string }{
 		{"event without id, account or session", "index=1"},
 		{"does not decode", "index=2"},

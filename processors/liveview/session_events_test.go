@@ -24,15 +24,6 @@ func appEvent(id, name string) *livetabv1.Event {
 	return e
 }
 
-// sessionEvents is the SessionEvents record of the encoded events raws.
-func sessionEvents(raws ...[]byte) []byte {
-	var b []byte
-	for _, raw := range raws {
-		b = codecs.AppendSessionEvent(b, raw)
-	}
-	return b
-}
-
 func marshalAll(t testing.TB, evs ...*livetabv1.Event) [][]byte {
 	t.Helper()
 	out := make([][]byte, len(evs))
@@ -102,7 +93,7 @@ func TestSessionEventsApplyAsSingleRecords(t *testing.T) {
 		view := tt.NewQueueTracker(string(topics.View))
 		writes := tt.NewQueueTracker(string(table))
 		if asOne {
-			tt.Consume(string(topics.Events), "acme", sessionEvents(marshalAll(t, batch...)...))
+			tt.Consume(string(topics.Events), "acme", codecs.SessionEventsOf(marshalAll(t, batch...)...))
 		} else {
 			for _, e := range batch {
 				gokatest.Consume(t, tt, topics.Events, "acme", e)
@@ -189,7 +180,7 @@ func TestSessionEventsSkipBadEvents(t *testing.T) {
 	// full check.
 	deep := append(marshal(t, appEvent("e3", "open")), protowire.AppendBytes(protowire.AppendTag(nil, codecs.EventRequest, protowire.BytesType), []byte{0xff, 0xff})...)
 	garbage := []byte{0xff, 0xff}
-	tt.Consume(string(topics.Events), "acme", sessionEvents(good1, noID, deep, garbage, good2))
+	tt.Consume(string(topics.Events), "acme", codecs.SessionEventsOf(good1, noID, deep, garbage, good2))
 
 	for _, w := range []struct{ reason, index string }{
 		{"without account or id", "index=1"},
@@ -216,7 +207,7 @@ func TestSessionEventsSkipBadEvents(t *testing.T) {
 
 	// Broken framing: skipped whole, the good event before the break too.
 	n := len(logs.Lines())
-	broken := append(protowire.AppendTag(sessionEvents(marshal(t, appEvent("e4", "open"))), codecs.SessionEventsEvents, protowire.BytesType), 0x05, 'x')
+	broken := append(protowire.AppendTag(codecs.SessionEventsOf(marshal(t, appEvent("e4", "open"))), codecs.SessionEventsEvents, protowire.BytesType), 0x05, 'x')
 	tt.Consume(string(topics.Events), "acme", broken)
 	lines := logs.Lines()[n:]
 	if len(lines) != 1 || !strings.Contains(lines[0], "does not decode") || !strings.Contains(lines[0], "session events") || !strings.Contains(lines[0], "level=WARN") {

@@ -35,16 +35,6 @@ func eventIDs(from, to int) []string {
 	return out
 }
 
-// batchOf is a SessionEvents of the encoded events raws, as the collector
-// writes it.
-func batchOf(raws ...[]byte) []byte {
-	var b []byte
-	for _, raw := range raws {
-		b = codecs.AppendSessionEvent(b, raw)
-	}
-	return b
-}
-
 // sessionEvents is a SessionEvents of evs.
 func sessionEvents(t testing.TB, evs ...*livetabv1.Event) []byte {
 	t.Helper()
@@ -52,7 +42,7 @@ func sessionEvents(t testing.TB, evs ...*livetabv1.Event) []byte {
 	for _, ev := range evs {
 		raws = append(raws, marshal(t, ev))
 	}
-	return batchOf(raws...)
+	return codecs.SessionEventsOf(raws...)
 }
 
 // loopedEvents is the loop record that adds a SessionEvents to its
@@ -136,7 +126,7 @@ func TestSessionEventsLoopedOnce(t *testing.T) {
 		ev := marshal(t, event("e-long", "app2", 0))
 		odd := join(protowire.AppendTag(nil, codecs.SessionEventsEvents, protowire.BytesType),
 			[]byte{byte(len(ev)) | 0x80, 0x00}, ev)
-		if rebuilt := batchOf(ev); bytes.Equal(odd, rebuilt) {
+		if rebuilt := codecs.SessionEventsOf(ev); bytes.Equal(odd, rebuilt) {
 			t.Fatal("the record is its rebuild: the test tells nothing")
 		}
 		tt.Consume(string(topics.Events), "acme", odd)
@@ -198,7 +188,7 @@ func TestSessionEventsBadEvents(t *testing.T) {
 		join(marshal(t, event("bad-params", "app", 0)), bytesField(11, stringField(1, "\xff"))), // 4: not UTF-8
 		marshal(t, good[2]), // 5
 	}
-	tt.Consume(string(topics.Events), "acme", batchOf(raws...))
+	tt.Consume(string(topics.Events), "acme", codecs.SessionEventsOf(raws...))
 
 	for _, want := range [][]string{
 		{"record does not decode", "index=1"},
@@ -216,7 +206,7 @@ func TestSessionEventsBadEvents(t *testing.T) {
 	if len(l) != 1 || l[0].Key != "app" {
 		t.Fatalf("loop records %v, want one keyed app", l)
 	}
-	if want := loopedEvents(batchOf(raws[0], raws[3], raws[5])); !bytes.Equal(l[0].Value, want) {
+	if want := loopedEvents(codecs.SessionEventsOf(raws[0], raws[3], raws[5])); !bytes.Equal(l[0].Value, want) {
 		t.Errorf("looped %x, want the good events rebuilt into one SessionEvents %x", l[0].Value, want)
 	}
 	if got := ids(getTimeline(t, tt, "app")); !slices.Equal(got, []string{"e1", "e2", "e3"}) {

@@ -11,6 +11,7 @@ import (
 	"github.com/lovoo/goka/tester"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/livetab/livetab/codecs"
 	"github.com/livetab/livetab/codecs/livetabv1"
 	"github.com/livetab/livetab/processors/internal/gokatest"
 	"github.com/livetab/livetab/processors/sessions"
@@ -480,17 +481,17 @@ func TestBadRecordsAreSkipped(t *testing.T) {
 		{"chunk keyed by another session's chunk key", loop, sessions.ChunkKey("s2", 0), chunkInput("s1"), "not keyed by a chunk key"},
 		{"empty chunk", loop, sessions.ChunkKey("s1", 0), &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Chunk{Chunk: &livetabv1.Timeline{Session: "s1"}}}, "empty chunk"},
 		{"drop keyed by a session", loop, "s1", &livetabv1.SessionsInput{Item: &livetabv1.SessionsInput_Drop{Drop: true}}, "drop not keyed by a chunk key"},
-		{"session events truncated", topics.Events, "acme", batchOf(marshal(t, event("e", "s1", 0)))[:5], "does not decode"},
-		{"session events with another field", topics.Events, "acme", join(batchOf(marshal(t, event("e", "s1", 0))), stringField(1, "x")), "does not decode"},
-		{"session events whose only event does not decode", topics.Events, "acme", batchOf(garbage), "record does not decode"},
-		{"session events whose only event has no id", topics.Events, "acme", batchOf(marshal(t, &livetabv1.Event{Account: "acme", Session: "s1"})), "event without id"},
+		{"session events truncated", topics.Events, "acme", codecs.SessionEventsOf(marshal(t, event("e", "s1", 0)))[:5], "does not decode"},
+		{"session events with another field", topics.Events, "acme", join(codecs.SessionEventsOf(marshal(t, event("e", "s1", 0))), stringField(1, "x")), "does not decode"},
+		{"session events whose only event does not decode", topics.Events, "acme", codecs.SessionEventsOf(garbage), "record does not decode"},
+		{"session events whose only event has no id", topics.Events, "acme", codecs.SessionEventsOf(marshal(t, &livetabv1.Event{Account: "acme", Session: "s1"})), "event without id"},
 		{"looped session events not decoding", loop, "s1", bytesField(6, garbage), "looped session events do not decode"},
-		{"looped session events framing", loop, "s1", bytesField(6, join(batchOf(marshal(t, event("e", "s1", 0))), varintField(16, 1))), "looped session events do not decode"},
+		{"looped session events framing", loop, "s1", bytesField(6, join(codecs.SessionEventsOf(marshal(t, event("e", "s1", 0))), varintField(16, 1))), "looped session events do not decode"},
 		{"looped session events empty", loop, "s1", bytesField(6, nil), "without events"},
-		{"looped session events keyed by another session", loop, "s2", bytesField(6, batchOf(marshal(t, event("e", "s1", 0)))), "not keyed by its session"},
-		{"looped session events keyed by a chunk key", loop, sessions.ChunkKey("s1", 0), bytesField(6, batchOf(marshal(t, event("e", "s1", 0)))), "not keyed by its session"},
-		{"looped session events whose event does not decode", loop, "s1", bytesField(6, batchOf(garbage)), "record does not decode"},
-		{"looped session events in parts, an event not decoding", loop, "s1", join(bytesField(6, nil), bytesField(6, batchOf(garbage))), "does not decode"},
+		{"looped session events keyed by another session", loop, "s2", bytesField(6, codecs.SessionEventsOf(marshal(t, event("e", "s1", 0)))), "not keyed by its session"},
+		{"looped session events keyed by a chunk key", loop, sessions.ChunkKey("s1", 0), bytesField(6, codecs.SessionEventsOf(marshal(t, event("e", "s1", 0)))), "not keyed by its session"},
+		{"looped session events whose event does not decode", loop, "s1", bytesField(6, codecs.SessionEventsOf(garbage)), "record does not decode"},
+		{"looped session events in parts, an event not decoding", loop, "s1", join(bytesField(6, nil), bytesField(6, codecs.SessionEventsOf(garbage))), "does not decode"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
