@@ -105,11 +105,13 @@ func New(opts Options) (*Processors, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processors: %w", err)
 	}
-	s, err := sessions.NewProcessor(sessions.Options{Kafka: opts.Kafka, Storage: sb(sessions.Group), Logger: log})
+	// Sessions and attribution are off the live path: their clients wait
+	// to fill requests, which leaves the CPU to liveview (topics.Pace).
+	s, err := sessions.NewProcessor(sessions.Options{Kafka: opts.Kafka.Background(), Storage: sb(sessions.Group), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("processors: %w", err)
 	}
-	a, err := attribution.NewProcessor(attribution.Options{Kafka: opts.Kafka, Storage: sb(attribution.Group), Logger: log,
+	a, err := attribution.NewProcessor(attribution.Options{Kafka: opts.Kafka.Background(), Storage: sb(attribution.Group), Logger: log,
 		Config: opts.Attribution, Partitions: parts})
 	if err != nil {
 		return nil, fmt.Errorf("processors: %w", err)

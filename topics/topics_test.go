@@ -246,3 +246,38 @@ func TestEmbeddedCompactsOnItsInterval(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling the broker's state, not synchronising
 	}
 }
+
+func TestPace(t *testing.T) {
+	live := topics.Kafka{Brokers: []string{"127.0.0.1:1"}}
+	c := live.SaramaConfig("x")
+	if c.Consumer.Fetch.Min != 1 || c.Producer.Flush.Frequency != 0 || c.Producer.Flush.Bytes != 0 {
+		t.Errorf("live part: fetch min %d, flush every %v / %d bytes; want 1, 0, 0", c.Consumer.Fetch.Min, c.Producer.Flush.Frequency, c.Producer.Flush.Bytes)
+	}
+	liveWait := c.Consumer.MaxWaitTime
+
+	bg := live.Background().SaramaConfig("x")
+	if bg.Consumer.MaxWaitTime != topics.DefaultBackgroundFetchWait || bg.Consumer.Fetch.Min != topics.DefaultBackgroundFetchBytes ||
+		bg.Producer.Flush.Frequency != topics.DefaultBackgroundLinger {
+		t.Errorf("background part: wait %v, min %d, linger %v; want the defaults", bg.Consumer.MaxWaitTime, bg.Consumer.Fetch.Min, bg.Producer.Flush.Frequency)
+	}
+	if err := bg.Validate(); err != nil {
+		t.Errorf("background config invalid: %v", err)
+	}
+
+	tuned := live
+	tuned.BackgroundPace = topics.Pace{FetchWait: 5 * time.Millisecond, FetchBytes: 1024, Linger: time.Millisecond}
+	c = tuned.Background().SaramaConfig("x")
+	if c.Consumer.MaxWaitTime != 5*time.Millisecond || c.Consumer.Fetch.Min != 1024 || c.Producer.Flush.Frequency != time.Millisecond {
+		t.Errorf("tuned background part: wait %v, min %d, linger %v", c.Consumer.MaxWaitTime, c.Consumer.Fetch.Min, c.Producer.Flush.Frequency)
+	}
+
+	eager := live
+	eager.BackgroundPace = topics.Pace{FetchBytes: 1}
+	c = eager.Background().SaramaConfig("x")
+	if c.Consumer.MaxWaitTime != liveWait || c.Consumer.Fetch.Min != 1 || c.Producer.Flush.Frequency != 0 {
+		t.Errorf("eager background part: wait %v, min %d, linger %v; want the live part's", c.Consumer.MaxWaitTime, c.Consumer.Fetch.Min, c.Producer.Flush.Frequency)
+	}
+	if live.Pace != (topics.Pace{}) {
+		t.Error("Background changed the Kafka it was called on")
+	}
+}

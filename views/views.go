@@ -248,7 +248,8 @@ func New(opts Options) (*Server, error) {
 		sessionsStorage = store.Builder(filepath.Join(opts.StorageDir, "views"), store.Options{})
 	}
 	s.sessions, err = goka.NewView(opts.Kafka.Brokers, goka.GroupTable(topics.SessionsGroup), codecs.TimelineCodec{},
-		append(s.viewOptions(opts.Kafka, "views-sessions", sessionsStorage, nil), goka.WithViewCallback(s.onSessionRecord))...)
+		// Off the live path: the copy may lag a fetch wait (topics.Pace).
+		append(s.viewOptions(opts.Kafka.Background(), "views-sessions", sessionsStorage, nil), goka.WithViewCallback(s.onSessionRecord))...)
 	if err != nil {
 		s.clients.close(log)
 		return nil, fmt.Errorf("views: view of %s: %w", goka.GroupTable(topics.SessionsGroup), err)
