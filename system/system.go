@@ -63,6 +63,9 @@ type Options struct {
 	CompactInterval time.Duration
 	// Topics sizes the topics created on start.
 	Topics topics.Config
+	// BackgroundPace is the Kafka pace of the parts off the live path
+	// (topics.Kafka.BackgroundPace). Zero: topics' defaults.
+	BackgroundPace topics.Pace
 	// Secret signs and verifies access tokens. Required for the
 	// collector and views.
 	Secret []byte
@@ -155,7 +158,7 @@ func Run(ctx context.Context, opts Options, ready func(Info)) error {
 		brokers = embedded.Addrs()
 		log.Info("embedded broker started", "addrs", brokers, "data_dir", filepath.Join(opts.DataDir, "kafka"))
 	}
-	k := topics.Kafka{Brokers: brokers, Topics: opts.Topics, Logger: log}
+	k := topics.Kafka{Brokers: brokers, Topics: opts.Topics, Logger: log, BackgroundPace: opts.BackgroundPace}
 	if err := ensureTopics(ctx, k, log); err != nil {
 		return err
 	}

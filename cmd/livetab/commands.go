@@ -135,6 +135,10 @@ func runParts(ctx context.Context, name string, parts system.Parts, args []strin
 	if parts.Collector {
 		fs.DurationVar(&opts.ProduceTimeout, "produce-timeout", collector.DefaultProduceTimeout, "how long a collector request waits for Kafka before it is answered 503")
 	}
+	backgroundWait := topics.DefaultBackgroundFetchWait
+	if parts.Processors || parts.Views {
+		fs.DurationVar(&backgroundWait, "background-wait", backgroundWait, "how long the parts off the live path (sessions, attribution, the views' copy of the sessions table) wait to fill a Kafka fetch; they hold sends a fifth of it. Longer leaves more CPU to the live path and delays the timeline, conversions and deep links by up to that much per hop; 0 makes them as eager as the live path")
+	}
 	if name == "dev" || parts.Processors {
 		fs.StringVar(&opts.DataDir, "data-dir", opts.DataDir, "directory for the embedded broker's data, local tables and the dev secret")
 	}
@@ -157,6 +161,10 @@ func runParts(ctx context.Context, name string, parts system.Parts, args []strin
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if backgroundWait < 0 {
+		return usageErr(fs, "--background-wait must not be negative")
+	}
+	opts.BackgroundPace = backgroundPace(backgroundWait)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageErr(fs, "bad --log-level %q: %v", *logLevel, err)
@@ -259,4 +267,14 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, token)
 	return nil
+}
+
+// backgroundPace is the pace of --background-wait: fetches wait up to wait
+// for topics.DefaultBackgroundFetchBytes and sends linger a fifth of it; 0
+// is the live path's eager pace.
+func backgroundPace(wait time.Duration) topics.Pace {
+	if wait == 0 {
+		return topics.Pace{FetchBytes: 1}
+	}
+	return topics.Pace{FetchWait: wait, FetchBytes: topics.DefaultBackgroundFetchBytes, Linger: wait / 5}
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/livetab/livetab/codecs"
+	"github.com/livetab/livetab/topics"
 )
 
 func TestRunExitCodes(t *testing.T) {
@@ -31,6 +33,8 @@ func TestRunExitCodes(t *testing.T) {
 		{"bad log level", []string{"dev", "--log-level", "loud"}, 2, "", "bad --log-level"},
 		{"bad produce timeout", []string{"collect", "--brokers", "x:9092", "--produce-timeout", "0s"}, 2, "", "--produce-timeout"},
 		{"bad grace", []string{"process", "--brokers", "x:9092", "--grace", "-1s"}, 2, "", "--grace"},
+		{"bad background wait", []string{"process", "--brokers", "x:9092", "--background-wait", "-1ms"}, 2, "", "--background-wait"},
+		{"dev help names the background wait", []string{"dev", "--help"}, 0, "", "-background-wait"},
 		{"token needs account", []string{"token"}, 2, "", "--account is required"},
 	}
 	for _, tt := range tests {
@@ -80,6 +84,22 @@ func TestTokenCommandUsesDevSecret(t *testing.T) {
 	for _, tok := range []string{out1.String(), out2.String()} {
 		if _, err := codecs.ParseToken(secret, strings.TrimSpace(tok)); err != nil {
 			t.Fatalf("token not signed with the data dir's secret: %v", err)
+		}
+	}
+}
+
+func TestBackgroundPace(t *testing.T) {
+	tests := []struct {
+		wait time.Duration
+		want topics.Pace
+	}{
+		{topics.DefaultBackgroundFetchWait, topics.Pace{FetchWait: topics.DefaultBackgroundFetchWait, FetchBytes: topics.DefaultBackgroundFetchBytes, Linger: topics.DefaultBackgroundLinger}},
+		{100 * time.Millisecond, topics.Pace{FetchWait: 100 * time.Millisecond, FetchBytes: topics.DefaultBackgroundFetchBytes, Linger: 20 * time.Millisecond}},
+		{0, topics.Pace{FetchBytes: 1}},
+	}
+	for _, tt := range tests {
+		if got := backgroundPace(tt.wait); got != tt.want {
+			t.Errorf("backgroundPace(%v) = %+v, want %+v", tt.wait, got, tt.want)
 		}
 	}
 }
