@@ -249,12 +249,19 @@ func runRestart(ctx context.Context, o *Options) (*Result, error) {
 		rs.RecoveryCPUS = u.CPU.Seconds()
 		rs.RecoveryPeakMB = float64(u.PeakRSS) / 1e6
 		res.SUT.PeakRSSBytes, res.SUT.CPUSeconds = u.PeakRSS, u.CPU.Seconds()
+		if rs.SnapshotS > 0 {
+			res.SUT.CPUPercent = 100 * res.SUT.CPUSeconds / rs.SnapshotS
+		}
 	}
 	res.SUT.Mode, res.SUT.URL, res.SUT.PID, res.SUT.Separated = ModeChild, c2.info().URL, c2.info().PID, true
 	res.SUT.How = "child process: /proc/<pid>/stat and status, from the restart to the first snapshot"
 	res.SUT.StopS = rs.StopS
 	g := selfUsage()
+	// The generator's figures are its whole run's: the fill included.
 	res.Generator = Resources{CPUSeconds: g.CPU.Seconds(), PeakRSSBytes: g.PeakRSS, RSSEndBytes: g.RSS}
+	if d := time.Since(begin).Seconds(); d > 0 {
+		res.Generator.CPUPercent = 100 * res.Generator.CPUSeconds / d
+	}
 	res.Ingest.HTTPErrors = ld.st.errorsByStatus()
 	res.Series = series
 	res.Targets = []Check{restartCheck(res)}
