@@ -24,7 +24,8 @@ type EmbeddedOptions struct {
 	// Logger receives the broker's warnings and errors. Default: discarded.
 	Logger *slog.Logger
 	// CompactInterval is how often the broker compacts the compacted
-	// topics (group tables, the view topic) and applies retention. The
+	// topics (group tables, the view topic) and applies retention,
+	// counted from the end of the previous pass. The
 	// embedded broker reads its whole data directory when it starts, so
 	// compacting often keeps restarts fast; each pass briefly holds up
 	// requests, for longer the more table data there is: each pass is
@@ -106,11 +107,13 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 // ticker, which compact replaces: about a century.
 const idleCompactTicker = 100 * 365 * 24 * time.Hour
 
-// compact compacts the compacted topics and applies retention every
-// interval, logging how long each pass took, until Close.
+// compact compacts the compacted topics and applies retention interval
+// after the end of the previous pass, logging how long each took, until
+// Close. Counting from the end, not the start, leaves the broker at least
+// interval to serve between passes however long they grow.
 func (e *Embedded) compact(interval time.Duration, log *slog.Logger) {
 	defer close(e.done)
-	t := time.NewTicker(interval)
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -130,6 +133,7 @@ func (e *Embedded) compact(interval time.Duration, log *slog.Logger) {
 		}
 		log.Log(context.Background(), level, "embedded broker compacted its topics; requests waited meanwhile",
 			"took", took.Round(time.Millisecond))
+		t.Reset(interval)
 	}
 }
 
