@@ -162,13 +162,7 @@ func BenchmarkProcessorEvent(b *testing.B) {
 		i++
 	}
 	b.StopTimer()
-	n := 0
-	for {
-		if _, _, ok := view.NextRaw(); !ok {
-			break
-		}
-		n++
-	}
+	n := len(gokatest.Drain(view))
 	if n != i {
 		b.Fatalf("%d view items for %d events", n, i)
 	}
@@ -223,13 +217,7 @@ func BenchmarkProcessorSessionEvents(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i*benchSessionLen), "ns/event")
 			b.StopTimer()
-			n := 0
-			for {
-				if _, _, ok := view.NextRaw(); !ok {
-					break
-				}
-				n++
-			}
+			n := len(gokatest.Drain(view))
 			if n != i*benchSessionLen {
 				b.Fatalf("%d view items for %d events", n, i*benchSessionLen)
 			}
