@@ -406,3 +406,64 @@ func TestSessionsRetentionSweep(t *testing.T) {
 		return tombstone && trimmed
 	})
 }
+
+// TestAttributionCleanupSweep sweeps attribution's table past a match
+// key's window: the key is deleted by a tombstone on the table topic. A hit
+// sets no clean-up timer.
+func TestAttributionCleanupSweep(t *testing.T) {
+	broker, err := topics.StartEmbedded(topics.EmbeddedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	k := topics.Kafka{Brokers: broker.Addrs(), Topics: topics.Config{Partitions: 2}}
+	if err := topics.EnsureAll(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	clock := &manualClock{now: now}
+	p, err := processors.New(processors.Options{Kafka: k, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := p.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := k.NewSyncProducer("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prod.Close() })
+
+	h := &livetabv1.Hit{Id: "h1", Account: "acme", Session: "web", ClickId: "c1", ReceivedUs: now.UnixMicro()}
+	send(t, prod, topics.Hits, h.Account, h)
+	key := attribution.ClickKey("c1")
+	table := readTopic(t, k, string(goka.GroupTable(topics.AttributionGroup)))
+	table.waitFor(t, 20*time.Second, "the click key in the table", func(m *sarama.ConsumerMessage) bool {
+		if strings.HasPrefix(string(m.Key), "t:") {
+			t.Errorf("a hit wrote timer key %q", m.Key)
+		}
+		return string(m.Key) == key && m.Value != nil
+	})
+
+	// Which sweep keeps what is attribution's own test; this one checks
+	// that the processors' sweep reaches the table topic.
+	cfg := attribution.Config{}.WithDefaults()
+	if err := p.SweepMatchKeys(ctx, now.Add(cfg.ClickWindow+cfg.Grace+time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	table.waitFor(t, 20*time.Second, "a tombstone for the click key", func(m *sarama.ConsumerMessage) bool {
+		return string(m.Key) == key && m.Value == nil
+	})
+}

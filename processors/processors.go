@@ -3,7 +3,8 @@
 // conversions) and liveview (per-account view items), with the two
 // periodic jobs goka has no room for: the ticker that writes the time to
 // topics.Clock (attribution's timers fire from it) and the sweeper that
-// applies the sessions' retention. Each group lives in its own subpackage,
+// applies the sessions' retention and deletes attribution's idle match
+// keys. Each group lives in its own subpackage,
 // which owns its graph.
 //
 // Topics are not created here: run topics.EnsureAll first.
@@ -59,7 +60,9 @@ type Options struct {
 	// is acted on up to about one interval late. Default 1 s.
 	TickInterval time.Duration
 	// SweepInterval is how often Run applies the sessions' retention to
-	// the sessions this instance owns (SweepSessions). Default 1 h.
+	// the sessions this instance owns (SweepSessions) and deletes the
+	// idle match keys of attribution it owns (SweepMatchKeys). Default
+	// 1 h. A match key outlives its window by up to one interval.
 	SweepInterval time.Duration
 }
 
@@ -71,16 +74,17 @@ const (
 
 // Processors are the three goka processors of livetab, with the ticker
 // that drives attribution's timers and the sweeper that applies the
-// sessions' retention. Run them once.
+// sessions' retention and attribution's clean-up. Run them once.
 type Processors struct {
-	procs    []named
-	sessions *goka.Processor
-	kafka    topics.Kafka
-	log      *slog.Logger
-	clock    Clock
-	tickKeys []string
-	tick     time.Duration
-	sweep    time.Duration
+	procs       []named
+	sessions    *goka.Processor
+	attribution *goka.Processor
+	kafka       topics.Kafka
+	log         *slog.Logger
+	clock       Clock
+	tickKeys    []string
+	tick        time.Duration
+	sweep       time.Duration
 }
 
 type named struct {
@@ -126,13 +130,14 @@ func New(opts Options) (*Processors, error) {
 			{"attribution", string(goka.GroupTable(attribution.Group)), a},
 			{"liveview", string(goka.GroupTable(liveview.Group)), l},
 		},
-		sessions: s,
-		kafka:    opts.Kafka,
-		log:      log,
-		clock:    opts.Clock,
-		tickKeys: attribution.TickKeys(parts),
-		tick:     opts.TickInterval,
-		sweep:    opts.SweepInterval,
+		sessions:    s,
+		attribution: a,
+		kafka:       opts.Kafka,
+		log:         log,
+		clock:       opts.Clock,
+		tickKeys:    attribution.TickKeys(parts),
+		tick:        opts.TickInterval,
+		sweep:       opts.SweepInterval,
 	}
 	if p.clock == nil {
 		p.clock = wallClock{}
@@ -156,8 +161,8 @@ func New(opts Options) (*Processors, error) {
 // Clock's time to each partition of topics.Clock. Every instance ticks;
 // that is harmless, as the timers keep the latest time they saw. A failed
 // write is logged and retried at the next interval. The sweeper calls
-// SweepSessions once the sessions processor is ready and then every
-// SweepInterval; a failed sweep is logged.
+// SweepSessions and SweepMatchKeys once the processors are ready and then
+// every SweepInterval; a failed sweep is logged.
 func (p *Processors) Run(ctx context.Context) error {
 	prod, err := p.kafka.NewSyncProducer("processors-clock")
 	if err != nil {
@@ -223,14 +228,19 @@ func (p *Processors) sendTicks(prod sarama.SyncProducer) error {
 }
 
 func (p *Processors) runSweeper(ctx context.Context) {
-	if err := p.sessions.WaitForReadyContext(ctx); err != nil {
-		return
+	for _, proc := range []*goka.Processor{p.sessions, p.attribution} {
+		if err := proc.WaitForReadyContext(ctx); err != nil {
+			return
+		}
 	}
 	t := time.NewTicker(p.sweep)
 	defer t.Stop()
 	for {
 		if err := p.SweepSessions(ctx, p.clock.Now()); err != nil && ctx.Err() == nil {
 			p.log.Warn("processors: sessions retention sweep failed", "err", err)
+		}
+		if err := p.SweepMatchKeys(ctx, p.clock.Now()); err != nil && ctx.Err() == nil {
+			p.log.Warn("processors: attribution clean-up sweep failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -250,6 +260,19 @@ func (p *Processors) runSweeper(ctx context.Context) {
 func (p *Processors) SweepSessions(ctx context.Context, now time.Time) error {
 	if err := p.sessions.VisitAll(ctx, sessions.ExpireVisitor, now); err != nil {
 		return fmt.Errorf("processors: sweep sessions: %w", err)
+	}
+	return nil
+}
+
+// SweepMatchKeys deletes the match keys of attribution whose clean-up
+// time has come by now (attribution.CleanupVisitor), in the partitions
+// this instance currently owns, from the table and, by a tombstone, from
+// its compacted topic. It returns once every visited key was handled. It
+// is a no-op before Run made the processor ready; a rebalance during the
+// sweep aborts it with an error (goka.ErrVisitAborted).
+func (p *Processors) SweepMatchKeys(ctx context.Context, now time.Time) error {
+	if err := p.attribution.VisitAll(ctx, attribution.CleanupVisitor, now); err != nil {
+		return fmt.Errorf("processors: sweep attribution's match keys: %w", err)
 	}
 	return nil
 }

@@ -90,7 +90,7 @@ type Options struct {
 	// processors; zero fields take attribution's defaults.
 	Attribution attribution.Config
 	// SweepInterval is how often the processors apply the sessions' 60-day
-	// retention. Default 1h.
+	// retention and delete attribution's idle match keys. Default 1h.
 	SweepInterval time.Duration
 	// ProduceTimeout bounds how long a collector request waits for Kafka's
 	// acknowledgement before it is answered 503. Default

@@ -148,7 +148,7 @@ func runParts(ctx context.Context, name string, parts system.Parts, args []strin
 		fs.DurationVar(&opts.Attribution.DeviceWindow, "device-window", d.DeviceWindow, "lookback of device-id matches")
 		fs.DurationVar(&opts.Attribution.FingerprintWindow, "fingerprint-window", d.FingerprintWindow, "lookback of fingerprint (IP + OS + device) matches")
 		fs.DurationVar(&opts.Attribution.Grace, "grace", d.Grace, "how long an install without a click-id match waits for late hits")
-		fs.DurationVar(&opts.SweepInterval, "sweep-interval", time.Hour, "how often sessions older than 60 days are deleted")
+		fs.DurationVar(&opts.SweepInterval, "sweep-interval", time.Hour, "how often sessions older than 60 days and attribution's idle match keys are deleted")
 	}
 	if name == "dev" {
 		fs.BoolVar(&opts.Demo, "demo", true, "seed account \"demo\" and send it demo traffic")

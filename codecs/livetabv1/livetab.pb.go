@@ -1448,7 +1448,8 @@ type MatchState struct {
 	// fields they compare in place, and a write copies the entries it keeps.
 	HitEntries []byte   `protobuf:"bytes,5,opt,name=hit_entries,json=hitEntries,proto3" json:"hit_entries,omitempty"`
 	Installs   []*Event `protobuf:"bytes,2,rep,name=installs,proto3" json:"installs,omitempty"`
-	// Due time of the key's pending clean-up timer; 0 when none is pending.
+	// Time from which the clean-up sweep deletes the key (Unix microseconds):
+	// the method's window plus the grace period after its newest record.
 	CleanupUs     int64 `protobuf:"varint,3,opt,name=cleanup_us,json=cleanupUs,proto3" json:"cleanup_us,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -33,8 +33,7 @@
 //   - app-session keys "a:<app session>" (AppSessionState): the install,
 //     the best candidate per method, and the decision.
 //   - timer keys "t:..." of package processors/internal/timers: the grace
-//     deadlines and the clean-up of idle match keys, driven by the ticks of
-//     topics.Clock.
+//     deadlines of app sessions, driven by the ticks of topics.Clock.
 //
 // Key components are escaped so that none contains '/', ':' or '|'.
 //
@@ -72,12 +71,16 @@
 //
 // # State
 //
-// A match key keeps at most MaxHits hits and MaxInstalls installs and
-// deletes itself (a tombstone on the table topic) once its method's window
-// plus the grace period passed on the clock after its newest record, or
-// after the record was processed when that is later (ScheduleCleanup). An
-// app-session
-// key keeps its decision, the conversion if any (a few hundred bytes), for
+// A match key keeps at most MaxHits hits and MaxInstalls installs. It is
+// deleted (a tombstone on the table topic) by the clean-up sweep
+// (CleanupVisitor) that first runs once its method's window plus the grace
+// period passed after its newest record, or after the record was processed
+// when that is later (ExtendCleanup). A sweep rather than a timer per key:
+// most hits create a key or two (a click id, a fingerprint), and a timer
+// would cost each of them two more Kafka records when it is set (the
+// schedule and its bucket's write) and one when it fires (the expire),
+// where a sweep reads each key of the table once per SweepInterval. An app-session key
+// keeps its decision, the conversion if any (a few hundred bytes), for
 // good: that is what makes "one conversion per app session, ever" hold for
 // any redelivery. Timer keys are transient: a bucket deletes itself when
 // it fires.
@@ -88,6 +91,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -105,6 +109,13 @@ import (
 // Group is the goka group of this processor; its table is
 // goka.GroupTable(Group).
 const Group = topics.AttributionGroup
+
+// CleanupVisitor is the name of the group's clean-up visitor, which
+// deletes the match keys whose clean-up time (ExtendCleanup) has come. Its
+// meta argument is the time.Time to judge them at. The owner of the
+// processor runs it periodically with goka's Processor.VisitAll
+// (processors.Processors does, every SweepInterval).
+const CleanupVisitor = "cleanup"
 
 // StateCodec is the codec of the group table.
 type StateCodec = codecs.Proto[livetabv1.AttributionState, *livetabv1.AttributionState]
@@ -144,6 +155,7 @@ func NewGraph(opts Options) *goka.GroupGraph {
 		goka.Input(topics.Events, new(codec.Bytes), h.event),
 		goka.Input(topics.Clock, new(codec.Bytes), h.tick),
 		goka.Loop(new(codec.Bytes), h.loop),
+		goka.Visitor(CleanupVisitor, h.cleanup),
 		goka.Output(topics.Conversions, new(codec.Bytes)),
 		goka.Persist(StateCodec{}),
 	)
@@ -344,14 +356,10 @@ func (h handler) match(ctx goka.Context, m livetabv1.MatchMethod, in *livetabv1.
 			out = append(out, c)
 		}
 	case isExpire(in):
-		if v.GetMatch() == nil {
-			return // deleted already: a second expire
-		}
-		remove, due := OnMatchExpire(st, in.GetTimer().GetExpireUs())
-		if due != 0 {
-			h.schedule(ctx, due)
-		}
-		if remove {
+		// A clean-up timer scheduled before match keys were swept
+		// (CleanupVisitor). One that comes early is not scheduled again:
+		// the sweep deletes the key in time.
+		if v.GetMatch() != nil && Expired(st, in.GetTimer().GetExpireUs()) {
 			ctx.Delete()
 		}
 		return
@@ -369,9 +377,7 @@ func (h handler) match(ctx goka.Context, m livetabv1.MatchMethod, in *livetabv1.
 	if ts := ctx.Timestamp(); !ts.IsZero() {
 		recordUs = ts.UnixMicro()
 	}
-	if due := ScheduleCleanup(h.cfg, m, st, recordUs); due != 0 {
-		h.schedule(ctx, due)
-	}
+	ExtendCleanup(h.cfg, m, st, recordUs)
 	ctx.SetValue(&livetabv1.AttributionState{State: &livetabv1.AttributionState_Match{Match: st}})
 }
 
@@ -419,6 +425,20 @@ func (h handler) app(ctx goka.Context, in *livetabv1.AttributionInput) {
 	}
 	if changed {
 		ctx.SetValue(&livetabv1.AttributionState{State: &livetabv1.AttributionState_App{App: st}})
+	}
+}
+
+// cleanup is CleanupVisitor: it deletes the visited key when it is a match
+// key whose clean-up time has come by meta, a time.Time.
+func (h handler) cleanup(ctx goka.Context, meta any) {
+	now, ok := meta.(time.Time)
+	if !ok {
+		procutil.Skip(ctx, h.log, "clean-up visit without a time", "meta", fmt.Sprintf("%T", meta))
+		return
+	}
+	v, _ := ctx.Value().(*livetabv1.AttributionState)
+	if st := v.GetMatch(); st != nil && Expired(st, now.UnixMicro()) {
+		ctx.Delete()
 	}
 }
 

@@ -72,10 +72,10 @@ func benchConsume(b *testing.B, tt *tester.Tester, topic goka.Stream, key string
 }
 
 // BenchmarkProcessorHit is one hit: decoded, looped to its click-id and
-// fingerprint keys, each of which stores it and schedules its clean-up.
-// The spacing of the hits' receive times is the traffic's rate: timers
-// are kept in per-second buckets, so at 1,000 hits/s a bucket collects
-// the keys of a thousand hits.
+// fingerprint keys, each of which stores it and sets its clean-up time.
+// The spacing of the hits' receive times is the traffic's rate (it used to
+// fill the per-second timer buckets of the keys' clean-up; the sweep took
+// their place, and the two spacings should now cost the same).
 func BenchmarkProcessorHit(b *testing.B) {
 	for _, spacing := range []time.Duration{time.Millisecond, time.Second} {
 		b.Run("spacing="+spacing.String(), func(b *testing.B) {
@@ -135,8 +135,8 @@ func BenchmarkProcessorInAppEvent(b *testing.B) {
 }
 
 // BenchmarkLoopMatchHit is the loop callback on one fingerprint key in
-// steady state: the key holds attribution.MaxHits hits (and a pending
-// clean-up), and each looped hit is stored, pushes out the oldest and
+// steady state: the key holds attribution.MaxHits hits (and a clean-up
+// time), and each looped hit is stored, pushes out the oldest and
 // writes the state back.
 func BenchmarkLoopMatchHit(b *testing.B) {
 	tt := benchStart(b)

@@ -1,6 +1,7 @@
 package attribution_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -333,27 +334,51 @@ func TestOnlyInstallLikeEventsConvert(t *testing.T) {
 }
 
 func TestIdleMatchKeysAreDeleted(t *testing.T) {
-	r := start(t, attribution.Options{})
+	var logs gokatest.Logs
+	r := start(t, attribution.Options{Logger: logs.Logger()})
+	loops := r.tt.NewQueueTracker(string(loop))
 	h := hit("h1", 0, click("c1"), device("d1"), from(browserReq))
 	e := install("e1", "app", time.Minute, withDevices("d1"), withReq(appReq))
 	r.hit(h)
+	keys := attribution.HitKeys(h)
+	// The hit goes to its keys and nowhere else: no clean-up timers.
+	var looped []string
+	for _, m := range gokatest.Drain(loops) {
+		looped = append(looped, m.Key)
+	}
+	if !slices.Equal(looped, keys) {
+		t.Errorf("a hit looped to %q, want its match keys %q only", looped, keys)
+	}
 	r.event(e)
 	r.tick(graceEnd(time.Minute))
 	expectOne(t, r, want(byDevice, h, e, 0))
-	keys := attribution.HitKeys(h)
 	has := func(k string) bool { return r.tt.TableValue(table, k) != nil }
 	for _, k := range keys {
 		if !has(k) {
 			t.Fatalf("match key %s missing before its clean-up", k)
 		}
 	}
+	r.sweep(t0.Add(time.Hour))
+	for _, k := range keys {
+		if !has(k) {
+			t.Errorf("match key %s deleted by a sweep within its window", k)
+		}
+	}
+	// A visit without a time is logged and deletes nothing.
+	r.sweep("not a time")
+	if _, ok := logs.Find("level=WARN", "clean-up visit without a time"); !ok {
+		t.Errorf("no warning for a visit without a time; logs %v", logs.Lines())
+	}
+	if !has(keys[2]) {
+		t.Error("a visit without a time deleted the fingerprint key")
+	}
 	// The fingerprint key goes a day (plus grace) after its newest record,
 	// the others a week after theirs.
-	r.tick(time.Minute + day + cfg.Grace)
+	r.sweep(t0.Add(time.Minute + day + cfg.Grace))
 	if c, f := attribution.ClickKey("c1"), keys[2]; !has(c) || has(f) {
 		t.Errorf("after a day: click key kept %v (want true), fingerprint key kept %v (want false)", has(c), has(f))
 	}
-	r.tick(time.Minute + 7*day + cfg.Grace)
+	r.sweep(t0.Add(time.Minute + 7*day + cfg.Grace))
 	for _, k := range keys {
 		if has(k) {
 			t.Errorf("match key %s kept after its window", k)
@@ -365,6 +390,33 @@ func TestIdleMatchKeysAreDeleted(t *testing.T) {
 	// What is left are the decided session and the timer partition key.
 	if got := r.tt.GetTableKeys(table); len(got) != 2 {
 		t.Errorf("table keys %v, want the app session and the timer partition key", got)
+	}
+}
+
+// TestCleanupTimersOfEarlierVersions: match keys used to schedule a clean-up
+// timer each; an expire still pending from such a timer deletes the key
+// when it is due and otherwise leaves it to the sweep, scheduling nothing.
+func TestCleanupTimersOfEarlierVersions(t *testing.T) {
+	r := start(t, attribution.Options{})
+	loops := r.tt.NewQueueTracker(string(loop))
+	r.hit(hit("h1", 0, click("c1")))
+	gokatest.Drain(loops)
+	key := attribution.ClickKey("c1")
+	expire := func(at time.Duration) {
+		gokatest.Consume(t, r.tt, loop, key, &livetabv1.AttributionInput{Item: &livetabv1.AttributionInput_Timer{
+			Timer: &livetabv1.Timer{Op: &livetabv1.Timer_ExpireUs{ExpireUs: us(at)}}}})
+	}
+	expire(day)
+	if r.tt.TableValue(table, key) == nil {
+		t.Fatal("an early expire deleted the click key")
+	}
+	// The tracker sees the expire itself; nothing else may follow it.
+	if l := gokatest.Drain(loops); len(l) != 1 || l[0].Key != key {
+		t.Errorf("loop records %v after an early expire, want only the expire; the sweep takes the key", l)
+	}
+	expire(7*day + cfg.Grace)
+	if r.tt.TableValue(table, key) != nil {
+		t.Error("a due expire kept the click key")
 	}
 }
 

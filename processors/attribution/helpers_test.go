@@ -1,6 +1,7 @@
 package attribution_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -98,13 +99,24 @@ var (
 type run struct {
 	t   *testing.T
 	tt  *tester.Tester
+	p   *goka.Processor
 	out *tester.QueueTracker
 }
 
 func start(t *testing.T, opts attribution.Options) *run {
 	t.Helper()
-	tt := gokatest.Start(t, attribution.NewGraph(opts))
-	return &run{t: t, tt: tt, out: tt.NewQueueTracker(string(topics.Conversions))}
+	tt := tester.New(t)
+	p := gokatest.RunProcessor(t, tt, attribution.NewGraph(opts))
+	return &run{t: t, tt: tt, p: p, out: tt.NewQueueTracker(string(topics.Conversions))}
+}
+
+// sweep runs the clean-up visitor with meta, as processors.Processors
+// does with the time.
+func (r *run) sweep(meta any) {
+	r.t.Helper()
+	if err := r.p.VisitAll(context.Background(), attribution.CleanupVisitor, meta); err != nil {
+		r.t.Fatalf("clean-up sweep: %v", err)
+	}
 }
 
 func (r *run) hit(hs ...*livetabv1.Hit) {

@@ -269,33 +269,22 @@ func prune(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, kept [
 	return kept[:hits]
 }
 
-// ScheduleCleanup is called after st changed: a match key deletes itself
+// ExtendCleanup is called after st changed: a match key may be deleted
 // once it cannot serve any install any more, which is its method's window
 // plus the grace period after the later of its newest record and
 // recordUs, the processing time (the Kafka timestamp of the record being
 // processed; 0 when unknown). Counting from the processing time too keeps a
 // replay of old records from deleting keys that the replay still needs.
-// It returns the due time to schedule a timer for, or 0 when a timer is
-// pending already (it reschedules itself when it fires early).
-func ScheduleCleanup(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, recordUs int64) int64 {
+// It moves st.CleanupUs, the time from which the clean-up sweep
+// (CleanupVisitor) deletes the key, never back.
+func ExtendCleanup(cfg Config, m livetabv1.MatchMethod, st *livetabv1.MatchState, recordUs int64) {
 	due := max(newest(st), recordUs) + (cfg.Window(m) + cfg.Grace).Microseconds()
-	pending := st.CleanupUs != 0
 	st.CleanupUs = max(st.CleanupUs, due)
-	if pending {
-		return 0
-	}
-	return st.CleanupUs
 }
 
-// OnMatchExpire applies a clean-up timer that fired at nowUs: the key is
-// to be deleted when its clean-up time has come, else the timer is
-// scheduled again for it (the returned due time; 0 for none).
-func OnMatchExpire(st *livetabv1.MatchState, nowUs int64) (remove bool, due int64) {
-	switch {
-	case st.CleanupUs == 0:
-		return false, 0
-	case nowUs >= st.CleanupUs:
-		return true, 0
-	}
-	return false, st.CleanupUs
+// Expired reports whether a match key with state st is to be deleted at
+// nowUs: its clean-up time has come. A key without one (CleanupUs 0) is
+// kept.
+func Expired(st *livetabv1.MatchState, nowUs int64) bool {
+	return st.GetCleanupUs() != 0 && nowUs >= st.GetCleanupUs()
 }

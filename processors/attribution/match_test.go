@@ -227,31 +227,44 @@ func TestMatchKeyCleanup(t *testing.T) {
 	w := (cfg.DeviceWindow + cfg.Grace).Microseconds()
 	st := &livetabv1.MatchState{}
 	attribution.OnMatchHit(cfg, byDevice, st, hit("h1", 0, device("d")))
-	if due := attribution.ScheduleCleanup(cfg, byDevice, st, 0); due != us(0)+w {
-		t.Fatalf("first clean-up due %d, want the newest record plus window and grace %d", due, us(0)+w)
+	attribution.ExtendCleanup(cfg, byDevice, st, 0)
+	if st.CleanupUs != us(0)+w {
+		t.Fatalf("clean-up at %d, want the newest record plus window and grace %d", st.CleanupUs, us(0)+w)
 	}
 	attribution.OnMatchHit(cfg, byDevice, st, hit("h2", time.Hour, device("d")))
-	if due := attribution.ScheduleCleanup(cfg, byDevice, st, 0); due != 0 {
-		t.Errorf("a timer is pending, yet ScheduleCleanup asks for another at %d", due)
-	}
+	attribution.ExtendCleanup(cfg, byDevice, st, 0)
 	if st.CleanupUs != us(time.Hour)+w {
 		t.Errorf("clean-up moved to %d, want %d", st.CleanupUs, us(time.Hour)+w)
 	}
-	// The first timer fires at its time: too early now, so it goes again.
-	if remove, due := attribution.OnMatchExpire(st, us(0)+w); remove || due != us(time.Hour)+w {
-		t.Errorf("early expire: remove %v, due %d; want a new timer at %d", remove, due, us(time.Hour)+w)
+	// An older record arriving late does not move it back.
+	attribution.OnMatchHit(cfg, byDevice, st, hit("h0", -time.Hour, device("d")))
+	attribution.ExtendCleanup(cfg, byDevice, st, 0)
+	if st.CleanupUs != us(time.Hour)+w {
+		t.Errorf("a late older hit moved the clean-up to %d, want %d", st.CleanupUs, us(time.Hour)+w)
 	}
-	if remove, due := attribution.OnMatchExpire(st, us(time.Hour)+w); !remove || due != 0 {
-		t.Errorf("expire at the clean-up time: remove %v, due %d; want removal", remove, due)
+	for _, c := range []struct {
+		name string
+		now  int64
+		want bool
+	}{
+		{"at the first hit's time", us(0) + w, false},
+		{"just before", us(time.Hour) + w - 1, false},
+		{"at the clean-up time", us(time.Hour) + w, true},
+		{"after", us(time.Hour) + w + 1, true},
+	} {
+		if got := attribution.Expired(st, c.now); got != c.want {
+			t.Errorf("%s: expired %v, want %v", c.name, got, c.want)
+		}
 	}
 	// A record processed long after its time (a replay) counts from the
 	// processing time.
 	replay := &livetabv1.MatchState{}
 	attribution.OnMatchHit(cfg, byDevice, replay, hit("h1", 0, device("d")))
-	if due := attribution.ScheduleCleanup(cfg, byDevice, replay, us(30*day)); due != us(30*day)+w {
-		t.Errorf("replayed record: clean-up due %d, want processing time plus window and grace %d", due, us(30*day)+w)
+	attribution.ExtendCleanup(cfg, byDevice, replay, us(30*day))
+	if replay.CleanupUs != us(30*day)+w {
+		t.Errorf("replayed record: clean-up at %d, want processing time plus window and grace %d", replay.CleanupUs, us(30*day)+w)
 	}
-	if remove, due := attribution.OnMatchExpire(&livetabv1.MatchState{}, us(0)); remove || due != 0 {
-		t.Error("expire of a key without clean-up time did something")
+	if attribution.Expired(&livetabv1.MatchState{}, us(100*day)) {
+		t.Error("a key without clean-up time expired")
 	}
 }
