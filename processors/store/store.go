@@ -81,12 +81,17 @@ type batched struct {
 	hasOff   bool // offset set since the last batch
 	err      error
 
-	writeMu sync.Mutex // one batch write at a time, in order
+	writeMu sync.Mutex     // one batch write at a time, in order
+	batch   *leveldb.Batch // reused under writeMu: its buffer need not grow again for every flush
 	stop    chan struct{}
 	done    chan struct{}
 	opened  bool
 	closed  bool
 }
+
+// maxReusedBatch is the largest batch buffer a partition keeps between
+// flushes.
+const maxReusedBatch = 1 << 20
 
 func newBatched(db *leveldb.DB, opts Options) *batched {
 	return &batched{db: db, opts: opts, pending: map[string][]byte{}, stop: make(chan struct{}), done: make(chan struct{})}
@@ -144,7 +149,11 @@ func (b *batched) flush() error {
 	b.flushing, b.pending, b.hasOff = writes, make(map[string][]byte, len(writes)), false
 	b.mu.Unlock()
 
-	batch := new(leveldb.Batch)
+	batch := b.batch
+	if batch == nil {
+		batch = new(leveldb.Batch)
+	}
+	batch.Reset()
 	for k, v := range writes {
 		if v == nil {
 			batch.Delete([]byte(k))
@@ -156,6 +165,12 @@ func (b *batched) flush() error {
 		batch.Put([]byte(offsetKey), []byte(strconv.FormatInt(offset, 10)))
 	}
 	err := b.db.Write(batch, nil)
+	// A batch grown by a burst (recovery writes up to MaxPending records
+	// at once) is not kept: a partition would hold its memory for good.
+	b.batch = nil
+	if cap(batch.Dump()) <= maxReusedBatch {
+		b.batch = batch
+	}
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
