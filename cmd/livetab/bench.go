@@ -81,8 +81,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	brokers := fs.String("brokers", "", "with --url: its Kafka brokers, to measure the backlog and the processor stage")
 	fs.IntVar(&o.PID, "pid", 0, "with --url: its process id on this machine, to measure its CPU and memory")
 	logLevel := fs.String("log-level", "warn", "the generator's log level")
+	repeat := fs.Int("repeat", 1, "run the scenario this many times, each into <out>/run-<i>, and summarise them (median and range of each figure, targets met per run) in <out>/summary.json")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *repeat < 1 {
+		return usageErr(fs, "--repeat must be at least 1")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -104,7 +108,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		o.Command = []string{exe, "bench", "sut"}
 	}
-	_, err = bench.Run(ctx, o)
+	if *repeat > 1 {
+		_, err = bench.Repeat(ctx, o, *repeat)
+	} else {
+		_, err = bench.Run(ctx, o)
+	}
 	return err
 }
 

@@ -39,6 +39,8 @@ func TestBenchCommandUsage(t *testing.T) {
 		{"invalid options", []string{"bench", "--batch", "500"}, 1, "batch must be between 1 and 100"},
 		{"remote needs a secret", []string{"bench", "--url", "http://127.0.0.1:1"}, 1, "secret"},
 		{"sut needs a data dir", []string{"bench", "sut"}, 2, "--data-dir is required"},
+		{"repeat at least once", []string{"bench", "--repeat", "0"}, 2, "--repeat must be at least 1"},
+		{"invalid options, repeated", []string{"bench", "--repeat", "2", "--batch", "500"}, 1, "batch must be between 1 and 100"},
 	}
 	t.Setenv("LIVETAB_SECRET", "")
 	for _, tt := range tests {
