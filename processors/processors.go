@@ -72,6 +72,10 @@ const (
 	DefaultSweepInterval = time.Hour
 )
 
+// FirstSweepDelay is how long after the processors are ready Run sweeps
+// the first time (or SweepInterval, when that is shorter).
+const FirstSweepDelay = time.Minute
+
 // Processors are the three goka processors of livetab, with the ticker
 // that drives attribution's timers and the sweeper that applies the
 // sessions' retention and attribution's clean-up. Run them once.
@@ -161,8 +165,8 @@ func New(opts Options) (*Processors, error) {
 // Clock's time to each partition of topics.Clock. Every instance ticks;
 // that is harmless, as the timers keep the latest time they saw. A failed
 // write is logged and retried at the next interval. The sweeper calls
-// SweepSessions and SweepMatchKeys once the processors are ready and then
-// every SweepInterval; a failed sweep is logged.
+// SweepSessions and SweepMatchKeys FirstSweepDelay after the processors
+// are ready and then every SweepInterval; a failed sweep is logged.
 func (p *Processors) Run(ctx context.Context) error {
 	prod, err := p.kafka.NewSyncProducer("processors-clock")
 	if err != nil {
@@ -233,20 +237,26 @@ func (p *Processors) runSweeper(ctx context.Context) {
 			return
 		}
 	}
-	t := time.NewTicker(p.sweep)
+	// Not at once: a sweep reads every key of both tables, and right
+	// after a restart the CPU is better spent on whatever else of the
+	// process is still catching up (the views, for the page). Not a whole
+	// interval either, or processes restarted more often than that would
+	// never sweep.
+	t := time.NewTimer(min(p.sweep, FirstSweepDelay))
 	defer t.Stop()
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 		if err := p.SweepSessions(ctx, p.clock.Now()); err != nil && ctx.Err() == nil {
 			p.log.Warn("processors: sessions retention sweep failed", "err", err)
 		}
 		if err := p.SweepMatchKeys(ctx, p.clock.Now()); err != nil && ctx.Err() == nil {
 			p.log.Warn("processors: attribution clean-up sweep failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+		t.Reset(p.sweep)
 	}
 }
 
