@@ -317,41 +317,10 @@ func TestAttributionAcrossInstances(t *testing.T) {
 // an idle session is deleted (a tombstone on the table topic) and the old
 // entries of a live one are trimmed.
 func TestSessionsRetentionSweep(t *testing.T) {
-	broker, err := topics.StartEmbedded(topics.EmbeddedOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	k := topics.Kafka{Brokers: broker.Addrs(), Topics: topics.Config{Partitions: 2}}
-	if err := topics.EnsureAll(context.Background(), k); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
 	clock := &manualClock{now: now}
-	p, err := processors.New(processors.Options{Kafka: k, Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := p.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
-
-	prod, err := k.NewSyncProducer("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { prod.Close() })
+	p, k, prod := runWithClock(t, processors.Options{Clock: clock})
+	ctx := context.Background()
 	// Received times matter, the records' own timestamps are now.
 	idle := &livetabv1.Hit{Id: "h-idle", Account: "acme", Session: "idle", ReceivedUs: now.UnixMicro()}
 	liveOld := &livetabv1.Hit{Id: "h-old", Account: "acme", Session: "live", ReceivedUs: now.UnixMicro()}
@@ -411,40 +380,9 @@ func TestSessionsRetentionSweep(t *testing.T) {
 // window: the key is deleted by a tombstone on the table topic. A hit sets
 // no clean-up timer.
 func TestAttributionCleanupSweep(t *testing.T) {
-	broker, err := topics.StartEmbedded(topics.EmbeddedOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	k := topics.Kafka{Brokers: broker.Addrs(), Topics: topics.Config{Partitions: 2}}
-	if err := topics.EnsureAll(context.Background(), k); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
 	clock := &manualClock{now: now}
-	p, err := processors.New(processors.Options{Kafka: k, Clock: clock, SweepInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := p.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
-	prod, err := k.NewSyncProducer("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { prod.Close() })
+	_, k, prod := runWithClock(t, processors.Options{Clock: clock, SweepInterval: 100 * time.Millisecond})
 
 	h := &livetabv1.Hit{Id: "h1", Account: "acme", Session: "web", ClickId: "c1", ReceivedUs: now.UnixMicro()}
 	send(t, prod, topics.Hits, h.Account, h)
@@ -466,4 +404,44 @@ func TestAttributionCleanupSweep(t *testing.T) {
 	table.waitFor(t, 20*time.Second, "a tombstone for the click key", func(m *sarama.ConsumerMessage) bool {
 		return string(m.Key) == key && m.Value == nil
 	})
+}
+
+// runWithClock runs the processors with opts (its Kafka replaced by an
+// embedded broker's, topics of 2 partitions) until the test ends, and
+// returns them once ready, with the broker's Kafka and a producer to it.
+func runWithClock(t *testing.T, opts processors.Options) (*processors.Processors, topics.Kafka, sarama.SyncProducer) {
+	t.Helper()
+	broker, err := topics.StartEmbedded(topics.EmbeddedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	opts.Kafka = topics.Kafka{Brokers: broker.Addrs(), Topics: topics.Config{Partitions: 2}}
+	if err := topics.EnsureAll(context.Background(), opts.Kafka); err != nil {
+		t.Fatal(err)
+	}
+	p, err := processors.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := p.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := opts.Kafka.NewSyncProducer("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prod.Close() })
+	return p, opts.Kafka, prod
 }

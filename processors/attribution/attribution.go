@@ -91,7 +91,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -431,9 +430,8 @@ func (h handler) app(ctx goka.Context, in *livetabv1.AttributionInput) {
 // cleanup is CleanupVisitor: it deletes the visited key when it is a match
 // key whose clean-up time has come by meta, a time.Time.
 func (h handler) cleanup(ctx goka.Context, meta any) {
-	now, ok := meta.(time.Time)
+	now, ok := procutil.VisitTime(ctx, h.log, "clean-up", meta)
 	if !ok {
-		procutil.Skip(ctx, h.log, "clean-up visit without a time", "meta", fmt.Sprintf("%T", meta))
 		return
 	}
 	v, _ := ctx.Value().(*livetabv1.AttributionState)

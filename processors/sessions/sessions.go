@@ -59,10 +59,8 @@ package sessions
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
-	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -542,9 +540,8 @@ func (h handler) deleteChunk(ctx goka.Context) {
 // expire applies the retention as of the visit's meta time to the visited
 // value, a session's or a chunk's, deleting it when nothing is left.
 func (h handler) expire(ctx goka.Context, meta any) {
-	now, ok := meta.(time.Time)
+	now, ok := procutil.VisitTime(ctx, h.log, "expire", meta)
 	if !ok {
-		procutil.Skip(ctx, h.log, "expire visit without a time", "meta", fmt.Sprintf("%T", meta))
 		return
 	}
 	tl, _ := ctx.Value().(*livetabv1.Timeline)

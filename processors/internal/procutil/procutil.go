@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
@@ -50,6 +51,17 @@ func Skip(ctx goka.Context, log *slog.Logger, reason string, args ...any) {
 		"offset", ctx.Offset(),
 		"key", ctx.Key(),
 	}, args...)...)
+}
+
+// VisitTime is the time a visitor (goka.Visitor, run by
+// Processor.VisitAll) was given as its meta argument. Visits without one
+// are logged with Skip, naming the visitor, and reported false.
+func VisitTime(ctx goka.Context, log *slog.Logger, visitor string, meta any) (time.Time, bool) {
+	now, ok := meta.(time.Time)
+	if !ok {
+		Skip(ctx, log, visitor+" visit without a time", "meta", fmt.Sprintf("%T", meta))
+	}
+	return now, ok
 }
 
 // Loopback sends m to key on the group's loop stream. The loop is declared
