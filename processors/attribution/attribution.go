@@ -72,16 +72,16 @@
 // # State
 //
 // A match key keeps at most MaxHits hits and MaxInstalls installs. It is
-// deleted (a tombstone on the table topic) by the clean-up sweep
-// (CleanupVisitor) that first runs once its method's window plus the grace
-// period passed after its newest record, or after the record was processed
-// when that is later (ExtendCleanup). A sweep rather than a timer per key:
-// most hits create a key or two (a click id, a fingerprint), and a timer
-// would cost each of them two more Kafka records when it is set (the
-// schedule and its bucket's write) and one when it fires (the expire),
-// where a sweep reads each key of the table once per SweepInterval. An app-session key
-// keeps its decision, the conversion if any (a few hundred bytes), for
-// good: that is what makes "one conversion per app session, ever" hold for
+// deleted (a tombstone on the table topic) by the first clean-up sweep
+// (CleanupVisitor) after its method's window plus the grace period passed
+// since its newest record, or since the record was processed when that is
+// later (ExtendCleanup). A sweep rather than a timer per key: most hits
+// create a key or two (a click id, a fingerprint), and a timer would cost
+// each of them two more Kafka records when it is set (the schedule and its
+// bucket's write) and one when it fires (the expire), where a sweep reads
+// each key of the table once per processors.Options.SweepInterval. An
+// app-session key keeps its decision, the conversion if any (a few hundred
+// bytes), for good: that is what makes "one conversion per app session, ever" hold for
 // any redelivery. Timer keys are transient: a bucket deletes itself when
 // it fires.
 package attribution
