@@ -15,21 +15,14 @@ import (
 // in the test's process, and checks that result.json holds sane, non-zero
 // figures: what `livetab bench` reports comes out of a real run.
 func TestRunInProcess(t *testing.T) {
-	o, err := Preset(ScenarioSmoke)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Mode = ModeInProcess
+	o := inProcessSmoke(t)
 	o.Duration = 3 * time.Second
-	o.Partitions = 2
 	o.Accounts = 3
 	o.HotSubs = 2
 	o.HotShare = 0.5
 	o.HitRate, o.EventRate = 10, 100
 	o.SessionEvents, o.Batch = 5, 4
 	o.InstallRatio = 1
-	o.Drain = 30 * time.Second
-	o.Out = t.TempDir()
 	var progress bytes.Buffer
 	o.Progress = &progress
 
@@ -108,4 +101,20 @@ func TestRunInProcess(t *testing.T) {
 	if !strings.Contains(progress.String(), "end to end") {
 		t.Errorf("no summary in the progress output")
 	}
+}
+
+// inProcessSmoke is the smoke preset run in the test's process, on 2
+// partitions, writing to a temporary directory: the base of the tests'
+// tiny real runs.
+func inProcessSmoke(t *testing.T) Options {
+	t.Helper()
+	o, err := Preset(ScenarioSmoke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Mode = ModeInProcess
+	o.Partitions = 2
+	o.Drain = 30 * time.Second
+	o.Out = t.TempDir()
+	return o
 }

@@ -87,17 +87,10 @@ func TestSummarizeRuns(t *testing.T) {
 // TestRepeatInProcess repeats a tiny run of the whole system and checks
 // that every run has its own result and the summary covers them all.
 func TestRepeatInProcess(t *testing.T) {
-	o, err := Preset(ScenarioSmoke)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Mode = ModeInProcess
+	o := inProcessSmoke(t)
 	o.Duration = 2 * time.Second
-	o.Partitions = 2
 	o.Accounts = 2
 	o.HitRate, o.EventRate = 10, 50
-	o.Drain = 30 * time.Second
-	o.Out = t.TempDir()
 	var progress bytes.Buffer
 	o.Progress = &progress
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
