@@ -1,6 +1,7 @@
 package attribution_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -156,4 +157,26 @@ func BenchmarkLoopMatchHit(b *testing.B) {
 		consume(i)
 		i++
 	}
+}
+
+// BenchmarkCleanupSweep is one clean-up sweep (CleanupVisitor) over a table
+// of the match keys of 2,000 hits, none of them due: what the hourly sweep
+// costs for each key it reads (goka's tester, in memory; ns/key).
+func BenchmarkCleanupSweep(b *testing.B) {
+	tt := tester.New(b)
+	p := gokatest.RunProcessor(b, tt, attribution.NewGraph(attribution.Options{}))
+	for i := range 2000 {
+		benchConsume(b, tt, topics.Hits, "acct-0001", benchHit(i))
+	}
+	keys := len(tt.GetTableKeys(goka.GroupTable(attribution.Group)))
+	if keys < 2000 {
+		b.Fatalf("%d table keys after 2,000 hits, want at least their click keys", keys)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		if err := p.VisitAll(ctx, attribution.CleanupVisitor, benchT0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*keys), "ns/key")
 }
